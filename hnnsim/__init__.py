@@ -1,0 +1,1 @@
+"""hnnsim: simulate analytic and learned Hamiltonian systems."""

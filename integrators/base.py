@@ -1,0 +1,238 @@
+"""The integrator interface shared by every method.
+
+An integrator advances an ensemble of states ``q, p`` of shape ``[B, n]`` (``B``
+members, ``n`` degrees of freedom, C-contiguous float64) with one numba kernel call,
+recording a frame every ``every`` global steps into ``[frames, B, n]`` buffers.
+The kernel sees the Hamiltonian only through its gradient functions ``dHdq(q, p,
+params, out)`` and ``dHdp(q, p, params, out)`` (numba dispatchers) and a float64
+parameter array; it never touches a Python object.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Any, ClassVar, Dict, Tuple
+
+import numpy as np
+
+#: Kernel status codes (column 0 of the ``status`` array).
+OK = 0
+NONFINITE = 1
+NOT_CONVERGED = 2
+
+
+class IntegratorError(Exception):
+    """Base class of the errors raised by integrators."""
+
+
+class IncompatibleSystemError(IntegratorError, ValueError):
+    """The integrator cannot integrate this system (e.g. explicit splitting of a non-separable H)."""
+
+
+class SimulationDiverged(IntegratorError, FloatingPointError):
+    """The state became non-finite.
+
+    Attributes
+    ----------
+    step : int
+        Global step at which the first non-finite value appeared.
+    member : int
+        Ensemble member that diverged.
+    """
+
+    def __init__(self, message: str, step: int, member: int = 0):
+        super().__init__(message)
+        self.step = int(step)
+        self.member = int(member)
+
+
+class ConvergenceError(SimulationDiverged):
+    """An implicit step's nonlinear solve did not converge to round-off."""
+
+
+@dataclass
+class Advance:
+    """What one kernel call produced.
+
+    Attributes
+    ----------
+    q, p : ndarray, shape ``[frames, B, n]``
+        Recorded frames (after the steps whose global index is a multiple of ``every``).
+    steps : ndarray of int64, shape ``[frames]``
+        Global step index of each recorded frame.
+    status : ndarray of int64, shape ``[B, 2]``
+        Per member ``(code, step)``; code 0 is success.
+    """
+
+    q: np.ndarray
+    p: np.ndarray
+    steps: np.ndarray
+    status: np.ndarray
+
+    @property
+    def ok(self) -> bool:
+        return bool(np.all(self.status[:, 0] == OK))
+
+
+def frame_steps(step0: int, nsteps: int, every: int) -> np.ndarray:
+    """Global steps in ``(step0, step0 + nsteps]`` that are multiples of ``every``."""
+    first = (step0 // every + 1) * every
+    return np.arange(first, step0 + nsteps + 1, every, dtype=np.int64)
+
+
+def check_dt(dt: Any) -> float:
+    """Validate a time step: a finite float > 0."""
+    try:
+        value = float(dt)
+    except (TypeError, ValueError):
+        raise TypeError(f"dt must be a positive number, got {dt!r} ({type(dt).__name__})") from None
+    if not math.isfinite(value) or value <= 0.0:
+        raise ValueError(
+            f"dt must be finite and > 0, got {value!r}; pass the step size in the system's time "
+            "units, e.g. Leapfrog(dt=0.01) (to integrate backwards, negate the momenta instead)"
+        )
+    return value
+
+
+def as_state(name: str, x: Any, n: int | None = None) -> np.ndarray:
+    """Validate an ensemble state array: float64, C-contiguous, shape ``[B, n]``, finite."""
+    arr = np.ascontiguousarray(x, dtype=np.float64)
+    if arr.ndim != 2:
+        raise ValueError(f"{name} must have shape [members, dof], got shape {arr.shape}")
+    if n is not None and arr.shape[1] != n:
+        raise ValueError(f"{name} must have {n} degrees of freedom per member, got shape {arr.shape}")
+    if not np.all(np.isfinite(arr)):
+        bad = np.argwhere(~np.isfinite(arr))[0]
+        raise ValueError(f"{name} must be finite, found {arr[tuple(bad)]} at index {tuple(bad)}")
+    return arr
+
+
+class Integrator:
+    """Base class: a fixed-step method advancing ``[B, n]`` states in a numba kernel.
+
+    Parameters
+    ----------
+    dt : float
+        Step size, > 0.
+
+    Subclasses set the class attributes below and implement :meth:`_run_kernel`.
+    """
+
+    #: registry name
+    name: ClassVar[str] = ""
+    #: global order of accuracy
+    order: ClassVar[int] = 0
+    #: whether the one-step map is symplectic
+    symplectic: ClassVar[bool] = False
+    #: whether the method needs H = T(p) + V(q)
+    requires_separable: ClassVar[bool] = False
+    #: number of extra ``[n]`` arrays per member the method carries between steps
+    n_aux: ClassVar[int] = 0
+
+    def __init__(self, dt: float):
+        self.dt = check_dt(dt)
+
+    # -- description -------------------------------------------------------------
+    def parameters(self) -> Dict[str, Any]:
+        """Constructor arguments, enough to rebuild the integrator: ``type(self)(**parameters())``."""
+        return {"dt": self.dt}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self.parameters().items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other: object) -> bool:
+        return type(self) is type(other) and self.parameters() == other.parameters()  # type: ignore[union-attr]
+
+    # -- checks ------------------------------------------------------------------
+    def check_system(self, system: Any) -> None:
+        """Raise :class:`IncompatibleSystemError` if this method cannot integrate ``system``."""
+        if self.requires_separable and not getattr(system, "separable", False):
+            from . import available_for  # local: the registry lives in the package
+
+            others = ", ".join(available_for(separable=False))
+            raise IncompatibleSystemError(
+                f"{type(self).__name__} is an explicit splitting method and needs a separable "
+                f"Hamiltonian H = T(p) + V(q), but system {getattr(system, 'name', system)!r} is not "
+                f"separable. Use one of the integrators for general H instead: {others}."
+            )
+
+    # -- state ------------------------------------------------------------------
+    def init_aux(self, q: np.ndarray, p: np.ndarray) -> np.ndarray:
+        """Extra per-member state, shape ``[B, n_aux, n]`` (empty for most methods)."""
+        return np.zeros((q.shape[0], self.n_aux, q.shape[1]))
+
+    def advance(
+        self,
+        system: Any,
+        q: np.ndarray,
+        p: np.ndarray,
+        nsteps: int,
+        *,
+        aux: np.ndarray | None = None,
+        step0: int = 0,
+        every: int = 1,
+        backward: bool = False,
+    ) -> Advance:
+        """Advance ``q, p`` (modified in place) by ``nsteps`` steps.
+
+        Parameters
+        ----------
+        system : System
+            Provides ``dHdq``, ``dHdp`` (numba functions), ``params`` (float64 array) and
+            ``separable``.
+        q, p : ndarray, shape ``[B, n]``, float64, C-contiguous
+            Ensemble state, updated in place.
+        nsteps : int
+            Steps to take.
+        aux : ndarray, shape ``[B, n_aux, n]``, optional
+            Method state carried between calls (Tao's extended copies); updated in place.
+        step0 : int
+            Global index of the current step; frames are recorded after global steps that
+            are multiples of ``every``.
+        every : int
+            Report interval in steps.
+        backward : bool
+            Integrate with ``-dt`` (for reversibility checks).
+
+        Returns
+        -------
+        Advance
+        """
+        self.check_system(system)
+        if not (isinstance(q, np.ndarray) and q.dtype == np.float64 and q.flags.c_contiguous and q.ndim == 2):
+            raise TypeError("q must be a C-contiguous float64 array of shape [B, n]; use as_state()")
+        if not (isinstance(p, np.ndarray) and p.dtype == np.float64 and p.flags.c_contiguous and p.shape == q.shape):
+            raise TypeError(f"p must be a C-contiguous float64 array of shape {q.shape}")
+        nsteps, step0, every = int(nsteps), int(step0), int(every)
+        if nsteps < 0 or step0 < 0 or every < 1:
+            raise ValueError(f"need nsteps >= 0, step0 >= 0, every >= 1; got {nsteps}, {step0}, {every}")
+        if aux is None:
+            aux = self.init_aux(q, p)
+        steps = frame_steps(step0, nsteps, every)
+        B, n = q.shape
+        out_q = np.empty((steps.size, B, n))
+        out_p = np.empty((steps.size, B, n))
+        status = np.zeros((B, 2), dtype=np.int64)
+        dt = -self.dt if backward else self.dt
+        params = np.ascontiguousarray(system.params, dtype=np.float64)
+        self._run_kernel(system, params, q, p, aux, dt, nsteps, step0, every, out_q, out_p, status)
+        return Advance(out_q, out_p, steps, status)
+
+    def _run_kernel(self, system, params, q, p, aux, dt, nsteps, step0, every, out_q, out_p, status) -> None:
+        raise NotImplementedError
+
+
+def describe(integrator: Integrator) -> Dict[str, Any]:
+    """JSON-able description: registry name and constructor parameters."""
+    return {"name": integrator.name, "parameters": integrator.parameters()}
+
+
+def state_pair(q: Any, p: Any) -> Tuple[np.ndarray, np.ndarray]:
+    """Validate a ``q, p`` pair of equal ``[B, n]`` shapes."""
+    q = as_state("q", q)
+    p = as_state("p", p, q.shape[1])
+    if p.shape != q.shape:
+        raise ValueError(f"q and p must have the same shape, got {q.shape} and {p.shape}")
+    return q, p

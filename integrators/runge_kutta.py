@@ -1,0 +1,72 @@
+r"""Classical 4th-order Runge–Kutta: the non-symplectic baseline.
+
+.. math:: k_1 = f(y_n),\ k_2 = f(y_n + \tfrac{h}{2}k_1),\ k_3 = f(y_n + \tfrac{h}{2}k_2),\
+          k_4 = f(y_n + h k_3),\quad y_{n+1} = y_n + \tfrac{h}{6}(k_1 + 2k_2 + 2k_3 + k_4)
+
+with :math:`f = J\nabla H`. Order 4, not symplectic: the energy error grows secularly,
+roughly like :math:`t\,h^4`. Reference: Hairer, Nørsett & Wanner, *Solving ODEs I*, II.1.
+"""
+
+from __future__ import annotations
+
+import numba as nb
+import numpy as np
+
+from .base import NONFINITE, Integrator
+
+
+@nb.njit
+def _rhs(dHdq, dHdp, params, q, p, fq, fp):
+    dHdp(q, p, params, fq)
+    dHdq(q, p, params, fp)
+    for i in range(q.shape[0]):
+        fp[i] = -fp[i]
+
+
+@nb.njit(parallel=True)
+def _rk4_kernel(dHdq, dHdp, params, q, p, dt, nsteps, step0, every, out_q, out_p, status):
+    B, n = q.shape
+    for b in nb.prange(B):
+        qb = q[b]
+        pb = p[b]
+        kq = np.empty((4, n))
+        kp = np.empty((4, n))
+        qs = np.empty(n)
+        ps = np.empty(n)
+        frame = 0
+        for k in range(nsteps):
+            _rhs(dHdq, dHdp, params, qb, pb, kq[0], kp[0])
+            for stage, a in ((1, 0.5), (2, 0.5), (3, 1.0)):
+                for i in range(n):
+                    qs[i] = qb[i] + a * dt * kq[stage - 1, i]
+                    ps[i] = pb[i] + a * dt * kp[stage - 1, i]
+                _rhs(dHdq, dHdp, params, qs, ps, kq[stage], kp[stage])
+            s = 0.0
+            for i in range(n):
+                qb[i] += dt / 6.0 * (kq[0, i] + 2.0 * kq[1, i] + 2.0 * kq[2, i] + kq[3, i])
+                pb[i] += dt / 6.0 * (kp[0, i] + 2.0 * kp[1, i] + 2.0 * kp[2, i] + kp[3, i])
+                s += qb[i] + pb[i]
+            step = step0 + k + 1
+            if not np.isfinite(s):
+                status[b, 0] = NONFINITE
+                status[b, 1] = step
+                break
+            if step % every == 0:
+                for i in range(n):
+                    out_q[frame, b, i] = qb[i]
+                    out_p[frame, b, i] = pb[i]
+                frame += 1
+
+
+class RK4(Integrator):
+    """Classical Runge–Kutta 4 (any H): order 4, NOT symplectic; energy drifts secularly.
+
+    Kept as the baseline that symplectic methods are compared with.
+    """
+
+    name = "rk4"
+    order = 4
+    symplectic = False
+
+    def _run_kernel(self, system, params, q, p, aux, dt, nsteps, step0, every, out_q, out_p, status):
+        _rk4_kernel(system.dHdq, system.dHdp, params, q, p, dt, nsteps, step0, every, out_q, out_p, status)

@@ -1,0 +1,188 @@
+"""The :class:`System` interface: a Hamiltonian the kernels can integrate.
+
+To a kernel a system is three numba functions over flat float64 arrays of length
+``n = ndof`` and one float64 parameter array::
+
+    dHdq(q, p, params, out)   # out[:] = dH/dq
+    dHdp(q, p, params, out)   # out[:] = dH/dp
+    hamiltonian(q, p, params) -> float
+
+The Python object validates the physical parameters, describes the system (state shape
+``(N, D)``: N particles or bodies in D dimensions, ``ndof = N * D``), gives a default
+initial state, and offers vectorised :meth:`System.energy` and
+:meth:`System.time_derivative` over any leading batch axes for Python callers.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+from typing import Any, ClassVar, Dict, Optional, Tuple
+
+import numba as nb
+import numpy as np
+
+
+@nb.njit(cache=True)
+def _batch_energy(hamiltonian, params, Q, P, out):
+    for i in range(Q.shape[0]):
+        out[i] = hamiltonian(Q[i], P[i], params)
+
+
+@nb.njit(cache=True)
+def _batch_gradients(dHdq, dHdp, params, Q, P, gq, gp):
+    for i in range(Q.shape[0]):
+        dHdq(Q[i], P[i], params, gq[i])
+        dHdp(Q[i], P[i], params, gp[i])
+
+
+class System:
+    """Base class of Hamiltonian systems.
+
+    Subclasses define the class attributes ``name``, ``separable``, ``defaults`` (parameter
+    names and default values, in the order of the ``params`` array the kernels see),
+    ``positive`` (parameters that must be > 0), the numba functions ``dHdq``, ``dHdp``,
+    ``hamiltonian`` (as ``staticmethod``); and the methods :meth:`state_shape`, :meth:`default_state`.
+    """
+
+    name: ClassVar[str] = ""
+    separable: ClassVar[bool] = False
+    defaults: ClassVar[Dict[str, float]] = {}
+    positive: ClassVar[Tuple[str, ...]] = ()
+    dHdq: Any
+    dHdp: Any
+    hamiltonian: Any
+
+    def __init__(self, **parameters: float):
+        unknown = sorted(set(parameters) - set(self.defaults))
+        if unknown:
+            raise TypeError(
+                f"{type(self).__name__} got unknown parameter(s) {', '.join(unknown)}; "
+                f"it takes {', '.join(f'{k}={v!r}' for k, v in self.defaults.items()) or 'no parameters'}"
+            )
+        values: Dict[str, float] = {}
+        for key, default in self.defaults.items():
+            raw = parameters.get(key, default)
+            try:
+                value = float(raw)
+            except (TypeError, ValueError):
+                raise TypeError(f"{type(self).__name__} parameter {key} must be a number, got {raw!r}") from None
+            if not math.isfinite(value):
+                raise ValueError(f"{type(self).__name__} parameter {key} must be finite, got {value!r}")
+            if key in self.positive and value <= 0.0:
+                raise ValueError(f"{type(self).__name__} parameter {key} must be > 0, got {value!r}")
+            values[key] = value
+        self._values = values
+        self.params = np.array(list(values.values()), dtype=np.float64)
+
+    # -- description -------------------------------------------------------------
+    @property
+    def parameters(self) -> Dict[str, float]:
+        """Physical parameters by name."""
+        return dict(self._values)
+
+    def __getattr__(self, key: str) -> float:
+        values = self.__dict__.get("_values", {})
+        if key in values:
+            return values[key]
+        raise AttributeError(f"{type(self).__name__!s} has no attribute {key!r}")
+
+    def state_shape(self) -> Tuple[int, int]:
+        """``(N, D)``: particles (or bodies, or angles) and spatial dimension."""
+        raise NotImplementedError
+
+    @property
+    def shape(self) -> Tuple[int, int]:
+        return self.state_shape()
+
+    @property
+    def ndof(self) -> int:
+        """Degrees of freedom ``N * D`` (length of q, and of p)."""
+        n, d = self.state_shape()
+        return n * d
+
+    def masses(self) -> Optional[np.ndarray]:
+        """Per-particle masses, shape ``[N]``, or ``None`` where not meaningful."""
+        return None
+
+    def default_state(self) -> Tuple[np.ndarray, np.ndarray]:
+        """A representative initial state ``(q0, p0)``, each of shape :attr:`shape`."""
+        raise NotImplementedError
+
+    def describe(self) -> Dict[str, Any]:
+        """JSON-able description: registry name and parameters (``systems.from_description``)."""
+        return {"name": self.name, "parameters": self.parameters}
+
+    def fingerprint(self) -> str:
+        return json.dumps(self.describe(), sort_keys=True)
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._values.items())
+        return f"{type(self).__name__}({args})"
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, System) and self.fingerprint() == other.fingerprint()
+
+    def __hash__(self) -> int:
+        return hash(self.fingerprint())
+
+    # -- vectorised evaluation for Python callers --------------------------------
+    def _flatten(self, q: Any, p: Any) -> Tuple[np.ndarray, np.ndarray, Tuple[int, ...], Tuple[int, ...]]:
+        q = np.asarray(q, dtype=np.float64)
+        p = np.asarray(p, dtype=np.float64)
+        if q.shape != p.shape:
+            raise ValueError(f"q and p must have the same shape, got {q.shape} and {p.shape}")
+        shape = self.state_shape()
+        if q.shape[-2:] == shape and q.ndim >= 2:
+            batch = q.shape[:-2]
+        elif q.ndim >= 1 and q.shape[-1] == self.ndof:
+            batch = q.shape[:-1]
+        else:
+            raise ValueError(
+                f"{self.name} states must have shape (..., {shape[0]}, {shape[1]}) or (..., {self.ndof}); "
+                f"got {q.shape}"
+            )
+        flat_q = np.ascontiguousarray(q.reshape(-1, self.ndof))
+        flat_p = np.ascontiguousarray(p.reshape(-1, self.ndof))
+        return flat_q, flat_p, batch, q.shape
+
+    def energy(self, q: Any, p: Any) -> np.ndarray:
+        """H(q, p) over leading batch axes.
+
+        Parameters
+        ----------
+        q, p : array_like, shape ``(..., N, D)`` or ``(..., N*D)``
+
+        Returns
+        -------
+        ndarray, shape ``(...)``
+        """
+        Q, P, batch, _ = self._flatten(q, p)
+        out = np.empty(Q.shape[0])
+        _batch_energy(self.hamiltonian, self.params, Q, P, out)
+        return out.reshape(batch)
+
+    def gradients(self, q: Any, p: Any) -> Tuple[np.ndarray, np.ndarray]:
+        """``(dH/dq, dH/dp)``, each with the shape of ``q``."""
+        Q, P, _, shape = self._flatten(q, p)
+        gq = np.empty_like(Q)
+        gp = np.empty_like(P)
+        _batch_gradients(self.dHdq, self.dHdp, self.params, Q, P, gq, gp)
+        return gq.reshape(shape), gp.reshape(shape)
+
+    def time_derivative(self, q: Any, p: Any) -> Tuple[np.ndarray, np.ndarray]:
+        r"""Hamilton's equations :math:`\dot q = \partial H/\partial p`,
+        :math:`\dot p = -\partial H/\partial q`, each with the shape of ``q``."""
+        gq, gp = self.gradients(q, p)
+        return gp, -gq
+
+    def split_energy(self, q: Any, p: Any) -> Tuple[np.ndarray, np.ndarray]:
+        """Kinetic and potential energy ``(T, V)`` of a separable system, each of shape ``(...)``.
+
+        Uses ``V(q) = H(q, 0)`` and ``T = H - V``, exact for the convention ``T(0) = 0``.
+        """
+        if not self.separable:
+            raise TypeError(f"{self.name} is not separable: H does not split into T(p) + V(q)")
+        q = np.asarray(q, dtype=np.float64)
+        potential = self.energy(q, np.zeros_like(q))
+        return self.energy(q, p) - potential, potential

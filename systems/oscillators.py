@@ -1,0 +1,131 @@
+"""One-degree-of-freedom oscillators: the mass-spring and the ideal pendulum."""
+
+from __future__ import annotations
+
+import math
+
+import numba as nb
+import numpy as np
+
+from .base import System
+
+
+@nb.njit(cache=True)
+def _spring_dHdq(q, p, params, out):
+    out[0] = params[1] * q[0]
+
+
+@nb.njit(cache=True)
+def _spring_dHdp(q, p, params, out):
+    out[0] = p[0] / params[0]
+
+
+@nb.njit(cache=True)
+def _spring_H(q, p, params):
+    return 0.5 * p[0] * p[0] / params[0] + 0.5 * params[1] * q[0] * q[0]
+
+
+class HarmonicOscillator(System):
+    r"""Mass on a linear spring (the HNN paper's mass-spring task).
+
+    .. math:: H(q, p) = \frac{p^2}{2m} + \frac{k q^2}{2}
+
+    State shape ``(1, 1)``. Separable. Exact solution with :math:`\omega = \sqrt{k/m}`:
+    :math:`q(t) = q_0\cos\omega t + \frac{p_0}{m\omega}\sin\omega t`,
+    :math:`p(t) = p_0\cos\omega t - m\omega q_0\sin\omega t` (:meth:`exact`).
+
+    Parameters
+    ----------
+    mass : float
+        Mass :math:`m > 0`.
+    k : float
+        Spring constant :math:`k > 0`.
+    """
+
+    name = "harmonic-oscillator"
+    separable = True
+    defaults = {"mass": 1.0, "k": 1.0}
+    positive = ("mass", "k")
+    dHdq = staticmethod(_spring_dHdq)
+    dHdp = staticmethod(_spring_dHdp)
+    hamiltonian = staticmethod(_spring_H)
+
+    def state_shape(self):
+        return (1, 1)
+
+    def masses(self):
+        return np.array([self.mass])
+
+    def default_state(self):
+        return np.array([[1.0]]), np.array([[0.0]])
+
+    @property
+    def omega(self) -> float:
+        """Angular frequency :math:`\\sqrt{k/m}`."""
+        return math.sqrt(self.k / self.mass)
+
+    def exact(self, q0: float, p0: float, t: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+        """Closed-form ``(q(t), p(t))`` from ``(q0, p0)`` at times ``t`` (any shape)."""
+        w, m = self.omega, self.mass
+        t = np.asarray(t, dtype=np.float64)
+        c, s = np.cos(w * t), np.sin(w * t)
+        return q0 * c + p0 / (m * w) * s, p0 * c - m * w * q0 * s
+
+
+@nb.njit(cache=True)
+def _pendulum_dHdq(q, p, params, out):
+    out[0] = params[0] * params[2] * params[1] * math.sin(q[0])
+
+
+@nb.njit(cache=True)
+def _pendulum_dHdp(q, p, params, out):
+    out[0] = p[0] / (params[0] * params[1] * params[1])
+
+
+@nb.njit(cache=True)
+def _pendulum_H(q, p, params):
+    m, l, g = params[0], params[1], params[2]
+    return 0.5 * p[0] * p[0] / (m * l * l) + m * g * l * (1.0 - math.cos(q[0]))
+
+
+class Pendulum(System):
+    r"""Ideal plane pendulum; q is the angle from the downward vertical, p the angular momentum.
+
+    .. math:: H(q, p) = \frac{p^2}{2 m l^2} + m g l\,(1 - \cos q)
+
+    State shape ``(1, 1)``. Separable. Small-amplitude period :math:`2\pi\sqrt{l/g}`; the
+    exact period at amplitude :math:`q_0` (from rest) is :math:`4\sqrt{l/g}\,K(\sin^2(q_0/2))`
+    (:meth:`period`).
+
+    Parameters
+    ----------
+    mass : float
+        Bob mass :math:`m > 0`.
+    length : float
+        Rod length :math:`l > 0`.
+    g : float
+        Gravitational acceleration :math:`g > 0`.
+    """
+
+    name = "pendulum"
+    separable = True
+    defaults = {"mass": 1.0, "length": 1.0, "g": 9.81}
+    positive = ("mass", "length", "g")
+    dHdq = staticmethod(_pendulum_dHdq)
+    dHdp = staticmethod(_pendulum_dHdp)
+    hamiltonian = staticmethod(_pendulum_H)
+
+    def state_shape(self):
+        return (1, 1)
+
+    def masses(self):
+        return np.array([self.mass])
+
+    def default_state(self):
+        return np.array([[1.0]]), np.array([[0.0]])
+
+    def period(self, amplitude: float) -> float:
+        """Exact period of a libration released from rest at angle ``amplitude`` (< pi)."""
+        from scipy.special import ellipk
+
+        return 4.0 * math.sqrt(self.length / self.g) * float(ellipk(math.sin(amplitude / 2.0) ** 2))
