@@ -1,1 +1,25 @@
-"""hnnsim: simulate analytic and learned Hamiltonian systems."""
+"""hnnsim: simulate analytic and learned Hamiltonian systems with symplectic numba kernels.
+
+>>> from hnnsim import Simulator
+>>> from systems import Pendulum
+>>> from integrators import Leapfrog
+>>> traj = Simulator(Pendulum(length=1.0), Leapfrog(dt=0.01)).run(steps=1000, every=10)
+"""
+
+from __future__ import annotations
+
+try:
+    from importlib.metadata import version as _version
+
+    __version__ = _version("hnnsim")
+except Exception:  # running from a source tree that is not installed
+    __version__ = "0.1.0"
+
+from .errors import ConvergenceError, IncompatibleSystemError, SimulationDiverged, TrajectoryError
+from .reporters import CallbackReporter, EnergyReporter, H5MDReporter, ProgressReporter, Reporter
+from .simulator import Simulator
+from .trajectory import Frames, Trajectory, open_trajectory
+
+__all__ = ["CallbackReporter", "ConvergenceError", "EnergyReporter", "Frames", "H5MDReporter", "IncompatibleSystemError",
+           "ProgressReporter", "Reporter", "SimulationDiverged", "Simulator", "Trajectory", "TrajectoryError",
+           "__version__", "open_trajectory"]

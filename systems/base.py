@@ -36,6 +36,19 @@ def _batch_gradients(dHdq, dHdp, params, Q, P, gq, gp):
         dHdp(Q[i], P[i], params, gp[i])
 
 
+@nb.njit(cache=True)
+def _batch_observables(dHdq, dHdp, hamiltonian, params, Q, P, separable, velocity, force, energy, potential):
+    zero = np.zeros(Q.shape[1])
+    for i in range(Q.shape[0]):
+        dHdp(Q[i], P[i], params, velocity[i])
+        dHdq(Q[i], P[i], params, force[i])
+        for j in range(Q.shape[1]):
+            force[i, j] = -force[i, j]
+        energy[i] = hamiltonian(Q[i], P[i], params)
+        if separable:
+            potential[i] = hamiltonian(Q[i], zero, params)
+
+
 class System:
     """Base class of Hamiltonian systems.
 
@@ -175,6 +188,31 @@ class System:
         :math:`\dot p = -\partial H/\partial q`, each with the shape of ``q``."""
         gq, gp = self.gradients(q, p)
         return gp, -gq
+
+    def observables(self, Q: np.ndarray, P: np.ndarray) -> Dict[str, Optional[np.ndarray]]:
+        """What a trajectory frame records, in one compiled pass over flat states.
+
+        Parameters
+        ----------
+        Q, P : ndarray, shape ``[M, ndof]``, C-contiguous float64
+
+        Returns
+        -------
+        dict
+            ``velocity`` = dH/dp and ``force`` = -dH/dq ``[M, ndof]``; ``energy`` ``[M]``; for
+            separable systems ``potential`` = H(q, 0) and ``kinetic`` = H - V ``[M]``, else ``None``.
+        """
+        M = Q.shape[0]
+        velocity = np.empty_like(Q)
+        force = np.empty_like(Q)
+        energy = np.empty(M)
+        potential = np.empty(M if self.separable else 0)
+        _batch_observables(self.dHdq, self.dHdp, self.hamiltonian, self.params, Q, P, self.separable,
+                           velocity, force, energy, potential)
+        if self.separable:
+            return {"velocity": velocity, "force": force, "energy": energy,
+                    "kinetic": energy - potential, "potential": potential}
+        return {"velocity": velocity, "force": force, "energy": energy, "kinetic": None, "potential": None}
 
     def split_energy(self, q: Any, p: Any) -> Tuple[np.ndarray, np.ndarray]:
         """Kinetic and potential energy ``(T, V)`` of a separable system, each of shape ``(...)``.

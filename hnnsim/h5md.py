@@ -1,0 +1,355 @@
+"""Writing and reading trajectories in the H5MD 1.1 layout.
+
+Layout (see ``docs/file-format.md``)::
+
+    /h5md                         @version = [1, 1]; author, creator groups
+    /particles/trajectory
+        box                       @dimension = 3, @boundary = none x 3
+        position  {step, time, value[F, N, 3]}   canonical q
+        velocity  {step, time, value[F, N, 3]}   dq/dt = dH/dp
+        momentum  {step, time, value[F, N, 3]}   canonical p (an extra element)
+        force     {step, time, value[F, N, 3]}   -dH/dq
+        mass      [N]                            when meaningful
+    /observables/hamiltonian      {step, time, value[F]}; kinetic/potential_energy if separable
+    /parameters/hnnsim            run settings (attributes) and the checkpoint (datasets)
+
+``step`` and ``time`` are stored once (``position/step``, ``position/time``) and hard-linked
+into every other element. Systems with D < 3 are padded with zeros to 3 columns, because
+the H5MD readers in the wild (MDAnalysis) require 3-D vectors; the true D is stored in
+``/parameters/hnnsim`` and :func:`read_frames` strips the padding.
+
+Crash safety: the file is written in SWMR mode. Each block appends the ``value`` rows, flushes,
+then appends ``step``/``time`` and flushes: a frame counts as written once its ``step`` row is
+on disk, so a process killed at any moment leaves a file whose completed blocks read back.
+The checkpoint (the full integrator state, Tao's extra copies included) lives in two slots,
+written alternately; a slot index written after the slot says which one is whole.
+"""
+
+from __future__ import annotations
+
+import getpass
+import json
+import os
+from dataclasses import dataclass
+from typing import Any, Dict, Optional
+
+import h5py
+import numpy as np
+
+from .errors import TrajectoryError
+
+FORMAT = "hnnsim-h5md"
+FORMAT_VERSION = 1
+ELEMENTS = ("position", "velocity", "momentum", "force")
+_CHUNK_BYTES = 64 * 1024
+_SERIES_CHUNK = 4096
+
+
+def _version() -> str:
+    from . import __version__
+
+    return __version__
+
+
+@dataclass
+class RunInfo:
+    """Everything ``/parameters/hnnsim`` records about a run."""
+
+    system: Dict[str, Any]
+    integrator: Dict[str, Any]
+    shape: tuple
+    every: int
+    t0: float
+    dt: float
+    n_aux: int
+    separable: bool
+    masses: Optional[np.ndarray] = None
+    extra: Optional[Dict[str, Any]] = None
+
+
+def _padded(n_dim: int) -> int:
+    return max(3, n_dim)
+
+
+class H5MDWriter:
+    """Stream frames of one trajectory to an H5MD file.
+
+    Parameters
+    ----------
+    path : str or os.PathLike
+        File to create (``mode="w"``, refuses to overwrite unless ``overwrite=True``) or to
+        continue (``mode="a"``: frames after the checkpoint are cut away first).
+    info : RunInfo
+        Run description (required for ``mode="w"``; read from the file for ``mode="a"``).
+    """
+
+    def __init__(self, path: str | os.PathLike, info: Optional[RunInfo] = None, *, mode: str = "w",
+                 overwrite: bool = False):
+        self.path = os.fspath(path)
+        if mode == "w":
+            if info is None:
+                raise ValueError("a new trajectory file needs a RunInfo")
+            if os.path.exists(self.path) and not overwrite:
+                raise FileExistsError(
+                    f"{self.path} already exists; pass overwrite=True (CLI: --overwrite) to replace it, "
+                    f"or continue it with Simulator.resume({self.path!r})"
+                )
+            self.info = info
+            self._file = h5py.File(self.path, "w", libver="latest")
+            self._create()
+        elif mode == "a":
+            self.info = read_info(self.path)
+            self._file = h5py.File(self.path, "r+", libver="latest")
+            self._truncate_to_checkpoint()
+        else:
+            raise ValueError(f"mode must be 'w' or 'a', got {mode!r}")
+        self._bind()
+        self._file.swmr_mode = True
+
+    # -- layout ------------------------------------------------------------------
+    def _create(self) -> None:
+        f, info = self._file, self.info
+        n, d = info.shape
+        dp = _padded(d)
+        h5 = f.create_group("h5md")
+        h5.attrs["version"] = np.array([1, 1], dtype=np.int32)
+        h5.create_group("author").attrs["name"] = _user()
+        creator = h5.create_group("creator")
+        creator.attrs["name"] = "hnnsim"
+        creator.attrs["version"] = _version()
+        traj = f.create_group("particles/trajectory")
+        box = traj.create_group("box")
+        box.attrs["dimension"] = np.int32(3 if d <= 3 else d)
+        box.attrs["boundary"] = np.array([b"none"] * (3 if d <= 3 else d))
+        frames_per_chunk = max(1, _CHUNK_BYTES // (n * dp * 8))
+        pos = traj.create_group("position")
+        pos.create_dataset("step", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(_SERIES_CHUNK,), fillvalue=-1)
+        pos.create_dataset("time", shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(_SERIES_CHUNK,))
+        for name in ELEMENTS:
+            g = pos if name == "position" else traj.create_group(name)
+            g.create_dataset("value", shape=(0, n, dp), maxshape=(None, n, dp), dtype=np.float64,
+                             chunks=(frames_per_chunk, n, dp))
+            if name != "position":
+                g["step"] = pos["step"]
+                g["time"] = pos["time"]
+        if info.masses is not None:
+            traj.create_dataset("mass", data=np.asarray(info.masses, dtype=np.float64))
+        obs = f.create_group("observables")
+        for name in self._observables():
+            g = obs.create_group(name)
+            g.create_dataset("value", shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(_SERIES_CHUNK,))
+            g["step"] = pos["step"]
+            g["time"] = pos["time"]
+        par = f.create_group("parameters/hnnsim")
+        par.attrs["format"] = FORMAT
+        par.attrs["format_version"] = FORMAT_VERSION
+        par.attrs["system"] = json.dumps(info.system)
+        par.attrs["integrator"] = json.dumps(info.integrator)
+        par.attrs["shape"] = np.array(info.shape, dtype=np.int64)
+        par.attrs["every"] = int(info.every)
+        par.attrs["t0"] = float(info.t0)
+        par.attrs["dt"] = float(info.dt)
+        par.attrs["n_aux"] = int(info.n_aux)
+        par.attrs["separable"] = bool(info.separable)
+        par.attrs["units"] = "reduced (no unit attributes; open in MDAnalysis with convert_units=False)"
+        par.attrs["versions"] = json.dumps(_versions())
+        par.attrs["extra"] = json.dumps(info.extra or {})
+        ck = par.create_group("checkpoint")
+        ck.create_dataset("slot", data=np.array([-1], dtype=np.int64))
+        ck.create_dataset("step", data=np.full(2, -1, dtype=np.int64))
+        ck.create_dataset("q", shape=(2, n * d), dtype=np.float64)
+        ck.create_dataset("p", shape=(2, n * d), dtype=np.float64)
+        ck.create_dataset("aux", shape=(2, info.n_aux, n * d), dtype=np.float64)
+
+    def _observables(self):
+        return ("hamiltonian", "kinetic_energy", "potential_energy") if self.info.separable else ("hamiltonian",)
+
+    def _bind(self) -> None:
+        f = self._file
+        traj = f["particles/trajectory"]
+        self._step = traj["position/step"]
+        self._time = traj["position/time"]
+        self._values = {name: traj[f"{name}/value"] for name in ELEMENTS}
+        self._obs = {name: f[f"observables/{name}/value"] for name in self._observables()}
+        self._ck = f["parameters/hnnsim/checkpoint"]
+
+    def _truncate_to_checkpoint(self) -> None:
+        ck = self._file["parameters/hnnsim/checkpoint"]
+        slot = int(ck["slot"][0])
+        if slot < 0:
+            raise TrajectoryError(f"{self.path} has no checkpoint: it cannot be continued")
+        last = int(ck["step"][slot])
+        steps = self._file["particles/trajectory/position/step"][...]
+        valid = _valid_prefix(steps)
+        keep = int(np.searchsorted(steps[:valid], last, side="right"))
+        traj = self._file["particles/trajectory"]
+        datasets = [traj["position/step"], traj["position/time"]] + [traj[f"{e}/value"] for e in ELEMENTS]
+        datasets += [self._file[f"observables/{name}/value"] for name in self._file["observables"]]
+        for ds in datasets:
+            if ds.shape[0] != keep:
+                ds.resize(keep, axis=0)
+        self._file.flush()
+
+    # -- writing -----------------------------------------------------------------
+    @property
+    def n_frames(self) -> int:
+        return int(self._step.shape[0])
+
+    def last_step(self) -> int:
+        return int(self._step[-1]) if self.n_frames else -1
+
+    def append(self, step: np.ndarray, time: np.ndarray, q: np.ndarray, p: np.ndarray, velocity: np.ndarray,
+               force: np.ndarray, energy: np.ndarray, kinetic: Optional[np.ndarray] = None,
+               potential: Optional[np.ndarray] = None) -> None:
+        """Append ``F`` frames: ``step``, ``time`` of shape ``[F]``; vectors ``[F, N*D]``; energies ``[F]``."""
+        F = int(np.shape(step)[0])
+        if F == 0:
+            return
+        if self.n_frames and int(step[0]) <= self.last_step():
+            raise TrajectoryError(f"frames must move forward: step {int(step[0])} after {self.last_step()}")
+        n, d = self.info.shape
+        dp = _padded(d)
+        start = self.n_frames
+        end = start + F
+        for name, data in zip(ELEMENTS, (q, velocity, p, force)):
+            ds = self._values[name]
+            ds.resize(end, axis=0)
+            block = np.zeros((F, n, dp))
+            block[:, :, :d] = np.asarray(data).reshape(F, n, d)
+            ds[start:end] = block
+        series = {"hamiltonian": energy, "kinetic_energy": kinetic, "potential_energy": potential}
+        for name, ds in self._obs.items():
+            ds.resize(end, axis=0)
+            ds[start:end] = series[name]
+        self._file.flush()
+        self._time.resize(end, axis=0)
+        self._time[start:end] = time
+        self._step.resize(end, axis=0)
+        self._step[start:end] = step
+        self._file.flush()
+
+    def checkpoint(self, step: int, q: np.ndarray, p: np.ndarray, aux: np.ndarray) -> None:
+        """Store the state after global step ``step`` (flat ``[N*D]`` q, p; ``[n_aux, N*D]`` aux)."""
+        current = int(self._ck["slot"][0])
+        slot = 0 if current != 0 else 1
+        self._ck["q"][slot] = q
+        self._ck["p"][slot] = p
+        if self.info.n_aux:
+            self._ck["aux"][slot] = aux
+        self._ck["step"][slot] = step
+        self._file.flush()
+        self._ck["slot"][0] = slot
+        self._file.flush()
+
+    def close(self) -> None:
+        if getattr(self, "_file", None) is not None and self._file.id.valid:
+            self._file.flush()
+            self._file.close()
+
+    def __enter__(self) -> "H5MDWriter":
+        return self
+
+    def __exit__(self, *exc: Any) -> None:
+        self.close()
+
+
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except Exception:  # no login name in some containers
+        return "unknown"
+
+
+def _versions() -> Dict[str, str]:
+    import numba
+    import numpy
+
+    return {"hnnsim": _version(), "numpy": numpy.__version__, "numba": numba.__version__, "h5py": h5py.__version__}
+
+
+def _valid_prefix(steps: np.ndarray) -> int:
+    """Length of the leading run of written (>= 0), strictly increasing steps."""
+    n = 0
+    prev = -1
+    for s in steps:
+        if s < 0 or s <= prev:
+            break
+        prev = s
+        n += 1
+    return n
+
+
+def _open(path: str | os.PathLike) -> h5py.File:
+    path = os.fspath(path)
+    if not os.path.exists(path):
+        raise FileNotFoundError(f"no such trajectory file: {path}")
+    try:
+        return h5py.File(path, "r", swmr=True)
+    except OSError as exc:
+        raise TrajectoryError(
+            f"{path} is not a readable HDF5 file ({exc}); it may be truncated or not a trajectory. "
+            "hnnsim writes H5MD files with `hnnsim simulate` or Simulator.run(out=...)"
+        ) from None
+
+
+def read_info(path: str | os.PathLike) -> RunInfo:
+    """Read and validate ``/parameters/hnnsim`` of an hnnsim trajectory."""
+    with _open(path) as f:
+        return _info(f, os.fspath(path))
+
+
+def _info(f: h5py.File, path: str) -> RunInfo:
+    if "h5md" not in f or "particles/trajectory/position" not in f:
+        raise TrajectoryError(
+            f"{path} is an HDF5 file but not an H5MD trajectory (no /h5md or /particles/trajectory/position)"
+        )
+    if "parameters/hnnsim" not in f or f["parameters/hnnsim"].attrs.get("format") != FORMAT:
+        raise TrajectoryError(
+            f"{path} is an H5MD file but was not written by hnnsim (no /parameters/hnnsim with format={FORMAT!r}); "
+            "it can be read with MDAnalysis, but hnnsim cannot continue or describe it"
+        )
+    a = f["parameters/hnnsim"].attrs
+    version = int(a["format_version"])
+    if version > FORMAT_VERSION:
+        raise TrajectoryError(f"{path} has format version {version}; this hnnsim reads up to {FORMAT_VERSION}: upgrade hnnsim")
+    masses = f["particles/trajectory/mass"][...] if "particles/trajectory/mass" in f else None
+    return RunInfo(system=json.loads(a["system"]), integrator=json.loads(a["integrator"]),
+                   shape=tuple(int(x) for x in a["shape"]), every=int(a["every"]), t0=float(a["t0"]),
+                   dt=float(a["dt"]), n_aux=int(a["n_aux"]), separable=bool(a["separable"]), masses=masses,
+                   extra=json.loads(a["extra"]))
+
+
+def read_frames(path: str | os.PathLike) -> Dict[str, Any]:
+    """Read every completed frame of an hnnsim trajectory.
+
+    Returns
+    -------
+    dict
+        ``info`` (:class:`RunInfo`), ``step`` ``[F]``, ``time`` ``[F]``, ``q``, ``p``, ``velocity``,
+        ``force`` ``[F, N, D]``, ``energy`` ``[F]`` and, for separable systems, ``kinetic`` and
+        ``potential`` ``[F]``; ``checkpoint``: ``step``, ``q``, ``p``, ``aux`` of the last whole checkpoint.
+    """
+    path = os.fspath(path)
+    with _open(path) as f:
+        info = _info(f, path)
+        try:
+            traj = f["particles/trajectory"]
+            steps = traj["position/step"][...]
+            F = _valid_prefix(steps)
+            lengths = [traj[f"{e}/value"].shape[0] for e in ELEMENTS] + [f[f"observables/{o}/value"].shape[0] for o in f["observables"]]
+            F = min([F, traj["position/time"].shape[0]] + lengths)
+            n, d = info.shape
+            out: Dict[str, Any] = {"info": info, "step": steps[:F], "time": traj["position/time"][:F]}
+            for key, name in (("q", "position"), ("velocity", "velocity"), ("p", "momentum"), ("force", "force")):
+                out[key] = traj[f"{name}/value"][:F, :, :d]
+            obs = f["observables"]
+            out["energy"] = obs["hamiltonian/value"][:F]
+            out["kinetic"] = obs["kinetic_energy/value"][:F] if "kinetic_energy" in obs else None
+            out["potential"] = obs["potential_energy/value"][:F] if "potential_energy" in obs else None
+            ck = f["parameters/hnnsim/checkpoint"]
+            slot = int(ck["slot"][0])
+            out["checkpoint"] = None if slot < 0 else {
+                "step": int(ck["step"][slot]), "q": ck["q"][slot], "p": ck["p"][slot], "aux": ck["aux"][slot]}
+        except (KeyError, OSError) as exc:
+            raise TrajectoryError(f"{path} is damaged or incomplete: {exc}") from None
+    return out

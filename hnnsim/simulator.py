@@ -1,0 +1,342 @@
+"""The :class:`Simulator`: a system, an integrator, a state, and the reporter loop."""
+
+from __future__ import annotations
+
+import math
+import os
+import signal
+import threading
+import time as _time
+from typing import Any, Iterator, List, Optional, Sequence, Union
+
+import numpy as np
+
+import integrators
+import systems
+
+from . import h5md
+from .errors import ConvergenceError, SimulationDiverged, TrajectoryError
+from .reporters import H5MDReporter, ProgressReporter, Reporter
+from .trajectory import Frames, Trajectory, _system_from, open_trajectory
+
+#: a block holds at most this many bytes of q and p
+_BLOCK_BYTES = 8 * 2**20
+#: hard cap of frames per block
+_MAX_FRAMES = 65536
+
+
+class Simulator:
+    """Integrate a Hamiltonian system, streaming frames to reporters and H5MD files.
+
+    Parameters
+    ----------
+    system : systems.System
+        What to integrate (analytic or learned).
+    integrator : integrators.Integrator
+        How; checked against the system (an explicit splitting method refuses a
+        non-separable H and names the integrators that work).
+    q0, p0 : array_like, optional
+        Initial coordinates and momenta, shape ``(N, D)`` or ``(N*D,)`` for one trajectory,
+        or with a leading ensemble axis ``(B, N, D)`` / ``(B, N*D)`` for B trajectories
+        integrated together. Default: ``system.default_state()``.
+    t0 : float
+        Time of step 0; frame times are ``t0 + step * dt`` (computed, never accumulated).
+    reporters : sequence of Reporter
+        Receive every block of every run.
+
+    Examples
+    --------
+    >>> from hnnsim import Simulator
+    >>> from systems import Pendulum
+    >>> from integrators import Leapfrog
+    >>> traj = Simulator(Pendulum(), Leapfrog(dt=0.01), q0=[1.0], p0=[0.0]).run(steps=1000, every=10)
+    >>> traj.q.shape, traj.energy.shape
+    ((101, 1, 1), (101,))
+    """
+
+    def __init__(self, system: systems.System, integrator: integrators.Integrator, q0: Any = None, p0: Any = None,
+                 *, t0: float = 0.0, reporters: Sequence[Reporter] = ()):
+        if not isinstance(system, systems.System):
+            raise TypeError(f"system must be a systems.System (e.g. systems.get('pendulum')), got {system!r}")
+        if not isinstance(integrator, integrators.Integrator):
+            raise TypeError(f"integrator must be an integrators.Integrator (e.g. Leapfrog(dt=0.01)), got {integrator!r}")
+        integrator.check_system(system)
+        self.system = system
+        self.integrator = integrator
+        if not math.isfinite(float(t0)):
+            raise ValueError(f"t0 must be finite, got {t0!r}")
+        self.t0 = float(t0)
+        if q0 is None and p0 is None:
+            q0, p0 = system.default_state()
+        elif q0 is None or p0 is None:
+            raise ValueError("give both q0 and p0, or neither (to start from system.default_state())")
+        self._q, self._ensemble = self._state("q0", q0)
+        self._p, ens_p = self._state("p0", p0)
+        if self._p.shape != self._q.shape:
+            raise ValueError(f"q0 and p0 must have the same shape, got {np.shape(q0)} and {np.shape(p0)}")
+        self._ensemble = self._ensemble or ens_p
+        self._aux = integrator.init_aux(self._q, self._p)
+        self.step = 0
+        self.reporters: List[Reporter] = list(reporters)
+        self._file: Optional[H5MDReporter] = None
+        self._every: Optional[int] = None
+
+    # -- state -------------------------------------------------------------------
+    def _state(self, name: str, x: Any) -> tuple[np.ndarray, bool]:
+        shape, n = tuple(self.system.shape), self.system.ndof
+        arr = np.asarray(x, dtype=np.float64)
+        if arr.shape == shape or arr.shape == (n,):
+            flat, ensemble = arr.reshape(1, n), False
+        elif arr.ndim >= 2 and (arr.shape[1:] == shape or arr.shape[1:] == (n,)) and arr.shape[0] >= 1:
+            flat, ensemble = arr.reshape(arr.shape[0], n), True
+        else:
+            raise ValueError(
+                f"{name} for {self.system.name} must have shape {shape} or ({n},), or (B, {shape[0]}, {shape[1]}) / "
+                f"(B, {n}) for an ensemble of B; got shape {arr.shape}")
+        return integrators.as_state(name, flat, n).copy(), ensemble
+
+    @property
+    def members(self) -> int:
+        """Ensemble size B (1 for a single trajectory)."""
+        return int(self._q.shape[0])
+
+    def _shaped(self, a: np.ndarray) -> np.ndarray:
+        a = a.reshape((a.shape[0],) + tuple(self.system.shape))
+        return a if self._ensemble else a[0]
+
+    @property
+    def q(self) -> np.ndarray:
+        """Current coordinates, shape ``(N, D)`` (``(B, N, D)`` for an ensemble); a copy."""
+        return self._shaped(self._q.copy())
+
+    @property
+    def p(self) -> np.ndarray:
+        """Current momenta, shape ``(N, D)`` (``(B, N, D)`` for an ensemble); a copy."""
+        return self._shaped(self._p.copy())
+
+    @property
+    def time(self) -> float:
+        """``t0 + step * dt``."""
+        return self.t0 + self.step * self.integrator.dt
+
+    @property
+    def path(self) -> Optional[str]:
+        """The H5MD file this simulation writes to (set by ``run(out=...)`` or :meth:`resume`)."""
+        return self._file.path if self._file else None
+
+    def energy(self) -> Union[float, np.ndarray]:
+        """H of the current state (an array ``[B]`` for an ensemble)."""
+        e = self.system.energy(self._q, self._p)
+        return e if self._ensemble else float(e[0])
+
+    # -- file support ------------------------------------------------------------
+    def _run_info(self) -> h5md.RunInfo:
+        extra = {}
+        model_hash = getattr(self.system, "model_hash", None)
+        if model_hash:
+            extra["model_hash"] = model_hash
+        return h5md.RunInfo(system=self.system.describe(), integrator=integrators.describe(self.integrator),
+                            shape=tuple(self.system.shape), every=int(self._every or 1), t0=self.t0,
+                            dt=self.integrator.dt, n_aux=self.integrator.n_aux, separable=self.system.separable,
+                            masses=self.system.masses(), extra=extra)
+
+    def _write_checkpoint(self, writers: Sequence[h5md.H5MDWriter]) -> None:
+        for b, w in enumerate(writers):
+            w.checkpoint(self.step, self._q[b], self._p[b], self._aux[b])
+
+    def _check_continues(self, writer: h5md.H5MDWriter) -> None:
+        info = writer.info
+        if info.every != self._every:
+            raise ValueError(f"{writer.path} records every {info.every} steps; continue it with every={info.every}")
+        if info.integrator != integrators.describe(self.integrator) or info.system != self.system.describe():
+            raise ValueError(f"{writer.path} was written by another system or integrator; write to a new file")
+        if writer.last_step() > self.step:
+            raise TrajectoryError(f"{writer.path} already holds frames up to step {writer.last_step()}, "
+                                  f"beyond this simulation's step {self.step}")
+
+    @classmethod
+    def resume(cls, path: str | os.PathLike, *, reporters: Sequence[Reporter] = ()) -> "Simulator":
+        """A simulator continuing the trajectory file ``path`` from its last checkpoint.
+
+        The file alone is enough: system, integrator (with Tao's extended copies), state,
+        step, ``t0`` and report interval are read from it. The next :meth:`run` cuts frames
+        written after the checkpoint (a run killed mid-block) and appends to the same file;
+        a run of 2N steps and N steps + resume + N steps are bit-identical.
+        """
+        path = os.fspath(path)
+        data = h5md.read_frames(path)
+        info, ck = data["info"], data["checkpoint"]
+        if ck is None:
+            raise TrajectoryError(f"{path} has no checkpoint (the run was killed before its first block); start a new run")
+        system = _system_from(info, path)
+        integrator = integrators.from_description(info.integrator)
+        sim = cls(system, integrator, ck["q"], ck["p"], t0=info.t0, reporters=reporters)
+        if info.n_aux:
+            sim._aux[0] = ck["aux"]
+        sim.step = int(ck["step"])
+        sim._every = info.every
+        sim._file = H5MDReporter(path, append=True)
+        return sim
+
+    # -- running -----------------------------------------------------------------
+    def run(self, steps: int, every: Optional[int] = None, out: Optional[str | os.PathLike] = None, *,
+            progress: bool = False, reporters: Sequence[Reporter] = (), overwrite: bool = False) -> Union[Trajectory, List[Trajectory]]:
+        """Advance ``steps`` steps, recording a frame every ``every`` steps.
+
+        Parameters
+        ----------
+        steps : int
+            Number of integrator steps (>= 0).
+        every : int, optional
+            Steps between frames (default 1, or the interval of the file being continued).
+            Frames fall on global steps that are multiples of ``every``; the initial state is
+            a frame when its step is one.
+        out : path, optional
+            Stream frames to this H5MD file (one file per member for an ensemble:
+            ``out.0.h5``, ...). Later runs of this simulator continue the same file.
+        progress : bool
+            Show a progress bar.
+        reporters : sequence of Reporter
+            Extra reporters for this run only.
+        overwrite : bool
+            Replace ``out`` if it exists.
+
+        Returns
+        -------
+        Trajectory or list of Trajectory
+            With a file: the whole file read back (a list, one per member, for an ensemble).
+            Without: the frames of this run, arrays ``[F, N, D]`` (``[F, B, N, D]``).
+
+        Raises
+        ------
+        SimulationDiverged
+            The state became non-finite (``.step``, ``.member``); every earlier frame is kept.
+        ConvergenceError
+            An implicit step did not converge.
+        KeyboardInterrupt
+            After Ctrl-C, once the file holds every completed frame and a checkpoint.
+        """
+        keep = self._file is None and out is None
+        blocks = []
+        for frames in self.irun(steps, every, out, progress=progress, reporters=reporters, overwrite=overwrite):
+            if keep and len(frames):
+                blocks.append(frames)
+        if self._file is not None:
+            trajs = [open_trajectory(p) for p in _member_paths(self._file.path, self.members)]
+            return trajs if self._ensemble else trajs[0]
+        if not blocks:
+            empty = self._frames(np.zeros(0, dtype=np.int64), np.zeros((0,) + self._q.shape), np.zeros((0,) + self._q.shape))
+            blocks = [empty]
+        return Trajectory.from_frames(Frames.concatenate(blocks, self.system), self.integrator, int(self._every or 1))
+
+    def _frames(self, steps: np.ndarray, q: np.ndarray, p: np.ndarray) -> Frames:
+        return Frames(self.system, steps, self.t0 + steps * self.integrator.dt, q, p)
+
+    def irun(self, steps: int, every: Optional[int] = None, out: Optional[str | os.PathLike] = None, *,
+             progress: bool = False, reporters: Sequence[Reporter] = (), overwrite: bool = False,
+             block_seconds: float = 0.25) -> Iterator[Frames]:
+        """Like :meth:`run`, but yield each block of :class:`Frames` as it completes.
+
+        Python wakes only at block boundaries: each kernel call advances a chunk sized to take
+        about ``block_seconds`` (and to hold at most ~8 MiB of frames). Breaking out of the
+        loop stops the run cleanly (file flushed and checkpointed).
+        """
+        steps = _count("steps", steps, minimum=0)
+        if every is None:
+            every = self._every or 1
+        every = _count("every", every, minimum=1)
+        if self._file is not None and out is not None and os.fspath(out) != self._file.path:
+            raise ValueError(f"this simulation writes to {self._file.path}; it cannot switch to {os.fspath(out)}")
+        if self._every is not None and self._file is not None and every != self._every:
+            raise ValueError(f"{self._file.path} records every {self._every} steps; continue it with every={self._every}")
+        self._every = every
+        if out is not None and self._file is None:
+            self._file = H5MDReporter(out, overwrite=overwrite)
+        active: List[Reporter] = ([self._file] if self._file else []) + self.reporters + list(reporters)
+        if progress:
+            active.append(ProgressReporter())
+
+        # compile outside the timed loop (a zero-step call), then size chunks by measured speed
+        self.integrator.advance(self.system, self._q.copy(), self._p.copy(), 0, aux=self._aux.copy(), step0=self.step, every=every)
+        B, n = self._q.shape
+        max_frames = max(1, min(_MAX_FRAMES, _BLOCK_BYTES // (16 * B * n)))
+        chunk = max(1, min(steps, every * 64))
+        end = self.step + steps
+
+        interrupted = threading.Event()
+        previous = None
+        if threading.current_thread() is threading.main_thread():
+            previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
+        error: Optional[BaseException] = None
+        started: List[Reporter] = []
+        try:
+            for r in active:
+                r.start(self, steps)
+                started.append(r)
+            if self.step % every == 0 and not (self._file and self._file.writers and self._file.writers[0].last_step() >= self.step):
+                first = self._frames(np.array([self.step], dtype=np.int64), self._q[None].copy(), self._p[None].copy())
+                for r in active:
+                    r.report(self, first)
+                yield first
+            while self.step < end:
+                nsteps = min(chunk, end - self.step)
+                t = _time.perf_counter()
+                adv = self.integrator.advance(self.system, self._q, self._p, nsteps, aux=self._aux, step0=self.step, every=every)
+                elapsed = _time.perf_counter() - t
+                if not adv.ok:
+                    self._diverged(adv, active)
+                self.step += nsteps
+                frames = self._frames(adv.steps, adv.q, adv.p)
+                for r in active:
+                    r.report(self, frames)
+                if self._file:
+                    self._file.checkpoint(self)
+                yield frames
+                if interrupted.is_set():
+                    raise KeyboardInterrupt(f"interrupted at step {self.step}; the file holds every frame up to it")
+                grow = int(nsteps * block_seconds / elapsed) if elapsed > 0 else 4 * nsteps
+                chunk = max(1, min(grow, 4 * nsteps, max_frames * every))
+        except BaseException as exc:
+            error = exc
+            raise
+        finally:
+            if previous is not None:
+                signal.signal(signal.SIGINT, previous)
+            for r in started:
+                r.finish(self, error)
+
+    def _diverged(self, adv: integrators.Advance, active: Sequence[Reporter]) -> None:
+        bad = np.flatnonzero(adv.status[:, 0] != 0)
+        member = int(bad[np.argmin(adv.status[bad, 1])])
+        code, step = int(adv.status[member, 0]), int(adv.status[member, 1])
+        good = adv.steps < step
+        frames = self._frames(adv.steps[good], adv.q[good], adv.p[good])
+        for r in active:
+            r.report(self, frames)
+        last = int(frames.step[-1]) if len(frames) else None
+        kept = f"frames up to step {last} are kept" if last is not None else "no new frame was recorded"
+        who = f" (ensemble member {member})" if self.members > 1 else ""
+        when = self.t0 + step * self.integrator.dt
+        if code == integrators.base.NOT_CONVERGED:
+            raise ConvergenceError(
+                f"{type(self.integrator).__name__}: the implicit solve did not converge at step {step} (t = {when:.6g}){who}; "
+                f"{kept}. Reduce dt (now {self.integrator.dt}) or raise max_iter.", step=step, member=member)
+        raise SimulationDiverged(
+            f"the state became non-finite at step {step} (t = {when:.6g}){who} with {type(self.integrator).__name__}"
+            f"(dt={self.integrator.dt}) on {self.system!r}; {kept}. Reduce dt or check the initial state.",
+            step=step, member=member)
+
+
+def _member_paths(path: str, members: int) -> List[str]:
+    from .reporters import member_paths
+
+    return member_paths(path, members)
+
+
+def _count(name: str, value: Any, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)) and not (isinstance(value, float) and value.is_integer()):
+        raise TypeError(f"{name} must be an integer, got {value!r}")
+    value = int(value)
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return value

@@ -1,0 +1,206 @@
+"""Trajectories: the frames a run produced, in memory or read back from an H5MD file."""
+
+from __future__ import annotations
+
+import os
+from functools import cached_property
+from typing import Any, Dict, List, Optional
+
+import numpy as np
+
+import integrators
+import systems
+
+from . import h5md
+
+
+class Frames:
+    """One block of frames, shared by all reporters at a report boundary.
+
+    Attributes
+    ----------
+    step : ndarray of int64, shape ``[F]``
+        Global step of each frame.
+    time : ndarray, shape ``[F]``
+        ``t0 + step * dt``.
+    q, p : ndarray, shape ``[F, B, ndof]``
+        Canonical coordinates and momenta of the B ensemble members.
+
+    ``velocity``, ``force`` (``[F, B, ndof]``), ``energy``, ``kinetic``, ``potential``
+    (``[F, B]``; the last two ``None`` for non-separable systems) are computed once, on
+    first access, in one compiled pass.
+    """
+
+    def __init__(self, system: systems.System, step: np.ndarray, time: np.ndarray, q: np.ndarray, p: np.ndarray):
+        self.system = system
+        self.step = step
+        self.time = time
+        self.q = q
+        self.p = p
+
+    def __len__(self) -> int:
+        return int(self.step.shape[0])
+
+    @property
+    def members(self) -> int:
+        return int(self.q.shape[1])
+
+    @cached_property
+    def _observables(self) -> Dict[str, Optional[np.ndarray]]:
+        F, B, n = self.q.shape
+        obs = self.system.observables(self.q.reshape(F * B, n), self.p.reshape(F * B, n))
+        return {k: None if v is None else v.reshape((F, B) + v.shape[1:]) for k, v in obs.items()}
+
+    @property
+    def velocity(self) -> np.ndarray:
+        return self._observables["velocity"]
+
+    @property
+    def force(self) -> np.ndarray:
+        return self._observables["force"]
+
+    @property
+    def energy(self) -> np.ndarray:
+        return self._observables["energy"]
+
+    @property
+    def kinetic(self) -> Optional[np.ndarray]:
+        return self._observables["kinetic"]
+
+    @property
+    def potential(self) -> Optional[np.ndarray]:
+        return self._observables["potential"]
+
+    @staticmethod
+    def concatenate(blocks: List["Frames"], system: systems.System) -> "Frames":
+        if not blocks:
+            raise ValueError("no frames")
+        out = Frames(system, np.concatenate([b.step for b in blocks]), np.concatenate([b.time for b in blocks]),
+                     np.concatenate([b.q for b in blocks]), np.concatenate([b.p for b in blocks]))
+        if all("_observables" in b.__dict__ for b in blocks):
+            out.__dict__["_observables"] = {
+                k: None if blocks[0]._observables[k] is None else np.concatenate([b._observables[k] for b in blocks])
+                for k in blocks[0]._observables}
+        return out
+
+
+class Trajectory:
+    """Frames of one run (or one file), as NumPy arrays.
+
+    Attributes
+    ----------
+    system : systems.System
+    integrator : integrators.Integrator
+    every : int
+        Steps between frames.
+    step : ndarray of int64, shape ``[F]``
+    t : ndarray, shape ``[F]``
+        Time of each frame, ``t0 + step * dt``.
+    q, p, velocity, force : ndarray, shape ``[F, N, D]`` (``[F, B, N, D]`` for an in-memory ensemble)
+        Coordinates, momenta, dq/dt = dH/dp and -dH/dq.
+    energy : ndarray, shape ``[F]`` (``[F, B]``)
+        H along the trajectory.
+    kinetic_energy, potential_energy : ndarray or None
+        T and V for separable systems.
+    path : str or None
+        The file the frames were read from.
+    """
+
+    def __init__(self, system: systems.System, integrator: integrators.Integrator, every: int, step: np.ndarray,
+                 t: np.ndarray, q: np.ndarray, p: np.ndarray, velocity: np.ndarray, force: np.ndarray,
+                 energy: np.ndarray, kinetic_energy: Optional[np.ndarray] = None,
+                 potential_energy: Optional[np.ndarray] = None, path: Optional[str] = None,
+                 checkpoint: Optional[Dict[str, Any]] = None):
+        self.system = system
+        self.integrator = integrator
+        self.every = int(every)
+        self.step = step
+        self.t = t
+        self.q = q
+        self.p = p
+        self.velocity = velocity
+        self.force = force
+        self.energy = energy
+        self.kinetic_energy = kinetic_energy
+        self.potential_energy = potential_energy
+        self.path = path
+        self.checkpoint = checkpoint
+
+    @classmethod
+    def from_frames(cls, frames: Frames, integrator: integrators.Integrator, every: int) -> "Trajectory":
+        system = frames.system
+        F, B = frames.q.shape[:2]
+        shape = system.shape
+        squeeze = B == 1
+
+        def vec(a):
+            a = a.reshape((F, B) + tuple(shape))
+            return a[:, 0] if squeeze else a
+
+        def sca(a):
+            return None if a is None else (a[:, 0] if squeeze else a)
+
+        return cls(system, integrator, every, frames.step, frames.time, vec(frames.q), vec(frames.p),
+                   vec(frames.velocity), vec(frames.force), sca(frames.energy), sca(frames.kinetic),
+                   sca(frames.potential))
+
+    @property
+    def time(self) -> np.ndarray:
+        """Alias of :attr:`t`."""
+        return self.t
+
+    def __len__(self) -> int:
+        return int(self.step.shape[0])
+
+    def __repr__(self) -> str:
+        where = f", path={self.path!r}" if self.path else ""
+        return (f"Trajectory({self.system!r}, {self.integrator!r}, frames={len(self)}, "
+                f"steps {int(self.step[0]) if len(self) else 0}..{int(self.step[-1]) if len(self) else 0}{where})")
+
+    def energy_drift(self) -> Dict[str, float]:
+        """Energy error along the trajectory, relative to the first frame.
+
+        Returns
+        -------
+        dict
+            ``max_abs`` max |H - H0|; ``max_rel`` the same over max(|H0|, tiny);
+            ``slope`` least-squares slope of H - H0 against t (secular drift per unit time);
+            ``final`` H(t_end) - H0. For ensembles, the worst member.
+        """
+        if len(self) == 0:
+            raise ValueError("empty trajectory")
+        H = self.energy.reshape(len(self), -1)
+        dH = H - H[:1]
+        scale = np.maximum(np.abs(H[0]), np.finfo(float).tiny)
+        slope = np.polyfit(self.t, dH, 1)[0] if len(self) > 1 else np.zeros(H.shape[1])
+        return {"max_abs": float(np.max(np.abs(dH))), "max_rel": float(np.max(np.abs(dH) / scale)),
+                "slope": float(slope[np.argmax(np.abs(slope))]), "final": float(dH[-1, np.argmax(np.abs(dH[-1]))])}
+
+
+def open_trajectory(path: str | os.PathLike) -> Trajectory:
+    """Read an hnnsim H5MD trajectory (every completed frame) into a :class:`Trajectory`.
+
+    Raises
+    ------
+    FileNotFoundError
+        No such file.
+    hnnsim.TrajectoryError
+        Not an HDF5 file, not H5MD, not written by hnnsim, truncated or damaged.
+    """
+    data = h5md.read_frames(path)
+    info = data["info"]
+    system = _system_from(info, os.fspath(path))
+    integrator = integrators.from_description(info.integrator)
+    return Trajectory(system, integrator, info.every, data["step"], data["time"], data["q"], data["p"],
+                      data["velocity"], data["force"], data["energy"], data["kinetic"], data["potential"],
+                      path=os.fspath(path), checkpoint=data["checkpoint"])
+
+
+def _system_from(info: h5md.RunInfo, path: str) -> systems.System:
+    try:
+        return systems.from_description(info.system)
+    except KeyError as exc:
+        raise h5md.TrajectoryError(
+            f"{path} was written for system {info.system.get('name')!r}, which is not registered here "
+            f"({exc.args[0]}); register it (systems.register) before opening the file"
+        ) from None
