@@ -28,11 +28,13 @@ DRIFT = 0
 KICK = 1
 
 
-@nb.njit(parallel=True)
+@nb.njit(parallel=True, nogil=True)
 def _splitting_kernel(dHdq, dHdp, params, kinds, coefs, q, p, dt, nsteps, step0, every, out_q, out_p, status):
     """Run the operation table ``kinds, coefs`` ``nsteps`` times on every member of ``q, p``."""
     B, n = q.shape
     nops = kinds.shape[0]
+    scaled = coefs * dt
+    first_report = every - step0 % every  # steps until the next multiple of ``every``
     for b in nb.prange(B):
         qb = q[b]
         pb = p[b]
@@ -40,9 +42,10 @@ def _splitting_kernel(dHdq, dHdp, params, kinds, coefs, q, p, dt, nsteps, step0,
         vel = np.empty(n)
         grad_valid = False
         frame = 0
+        countdown = first_report
         for k in range(nsteps):
             for op in range(nops):
-                c = coefs[op] * dt
+                c = scaled[op]
                 if kinds[op] == DRIFT:
                     dHdp(qb, pb, params, vel)
                     for i in range(n):
@@ -57,12 +60,13 @@ def _splitting_kernel(dHdq, dHdp, params, kinds, coefs, q, p, dt, nsteps, step0,
             s = 0.0
             for i in range(n):
                 s += qb[i] + pb[i]
-            step = step0 + k + 1
             if not np.isfinite(s):
                 status[b, 0] = NONFINITE
-                status[b, 1] = step
+                status[b, 1] = step0 + k + 1
                 break
-            if step % every == 0:
+            countdown -= 1
+            if countdown == 0:
+                countdown = every
                 for i in range(n):
                     out_q[frame, b, i] = qb[i]
                     out_p[frame, b, i] = pb[i]
