@@ -19,7 +19,6 @@ import json
 import sys
 from typing import List, Optional, Sequence
 
-import numpy as np
 
 import integrators
 import systems

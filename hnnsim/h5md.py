@@ -269,14 +269,8 @@ def _versions() -> Dict[str, str]:
 
 def _valid_prefix(steps: np.ndarray) -> int:
     """Length of the leading run of written (>= 0), strictly increasing steps."""
-    n = 0
-    prev = -1
-    for s in steps:
-        if s < 0 or s <= prev:
-            break
-        prev = s
-        n += 1
-    return n
+    bad = np.flatnonzero((steps < 0) | (np.diff(steps, prepend=-1) <= 0))
+    return int(bad[0]) if bad.size else int(steps.size)
 
 
 def _open(path: str | os.PathLike) -> h5py.File:

@@ -6,6 +6,7 @@ import math
 import os
 import signal
 import threading
+from concurrent.futures import ThreadPoolExecutor
 import time as _time
 from typing import Any, Iterator, List, Optional, Sequence, Union
 
@@ -17,7 +18,7 @@ import systems
 from . import h5md
 from .errors import ConvergenceError, SimulationDiverged, TrajectoryError
 from .reporters import H5MDReporter, ProgressReporter, Reporter
-from .trajectory import Frames, Trajectory, _system_from, open_trajectory
+from .trajectory import Frames, Trajectory, _system_from
 
 #: a block holds at most this many bytes of q and p
 _BLOCK_BYTES = 8 * 2**20
@@ -222,7 +223,8 @@ class Simulator:
             if keep and len(frames):
                 blocks.append(frames)
         if self._file is not None:
-            trajs = [open_trajectory(p) for p in _member_paths(self._file.path, self.members)]
+            trajs = [Trajectory.lazy(self.system, self.integrator, self._every, p)
+                     for p in _member_paths(self._file.path, self.members)]
             return trajs if self._ensemble else trajs[0]
         if not blocks:
             empty = self._frames(np.zeros(0, dtype=np.int64), np.zeros((0,) + self._q.shape), np.zeros((0,) + self._q.shape))
@@ -237,9 +239,13 @@ class Simulator:
              block_seconds: float = 0.25) -> Iterator[Frames]:
         """Like :meth:`run`, but yield each block of :class:`Frames` as it completes.
 
-        Python wakes only at block boundaries: each kernel call advances a chunk sized to take
-        about ``block_seconds`` (and to hold at most ~8 MiB of frames). Breaking out of the
-        loop stops the run cleanly (file flushed and checkpointed).
+        The kernel advances the state in chunks sized to take about ``block_seconds`` (and
+        to hold at most ~8 MiB of frames), on a worker thread without the GIL, while this
+        thread hands the previous block to the reporters (derived quantities, HDF5 writes,
+        progress): Python wakes only at block boundaries, and writing overlaps integration.
+        ``simulator.step``, ``.q``, ``.p`` always describe the last block handed out.
+        Breaking out of the loop, an exception or Ctrl-C stops the run cleanly at the last
+        completed block (the file flushed and checkpointed there).
         """
         steps = _count("steps", steps, minimum=0)
         if every is None:
@@ -249,6 +255,8 @@ class Simulator:
             raise ValueError(f"this simulation writes to {self._file.path}; it cannot switch to {os.fspath(out)}")
         if self._every is not None and self._file is not None and every != self._every:
             raise ValueError(f"{self._file.path} records every {self._every} steps; continue it with every={self._every}")
+        if not (isinstance(block_seconds, (int, float)) and block_seconds > 0):
+            raise ValueError(f"block_seconds must be > 0, got {block_seconds!r}")
         self._every = every
         if out is not None and self._file is None:
             self._file = H5MDReporter(out, overwrite=overwrite)
@@ -260,8 +268,13 @@ class Simulator:
         self.integrator.advance(self.system, self._q.copy(), self._p.copy(), 0, aux=self._aux.copy(), step0=self.step, every=every)
         B, n = self._q.shape
         max_frames = max(1, min(_MAX_FRAMES, _BLOCK_BYTES // (16 * B * n)))
-        chunk = max(1, min(steps, every * 64))
         end = self.step + steps
+        work_q, work_p, work_aux = self._q.copy(), self._p.copy(), self._aux.copy()
+
+        def advance(step0: int, nsteps: int):
+            t = _time.perf_counter()
+            adv = self.integrator.advance(self.system, work_q, work_p, nsteps, aux=work_aux, step0=step0, every=every)
+            return adv, nsteps, _time.perf_counter() - t
 
         interrupted = threading.Event()
         previous = None
@@ -269,6 +282,8 @@ class Simulator:
             previous = signal.signal(signal.SIGINT, lambda *_: interrupted.set())
         error: Optional[BaseException] = None
         started: List[Reporter] = []
+        pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hnnsim-kernel")
+        pending = None
         try:
             for r in active:
                 r.start(self, steps)
@@ -278,14 +293,26 @@ class Simulator:
                 for r in active:
                     r.report(self, first)
                 yield first
-            while self.step < end:
-                nsteps = min(chunk, end - self.step)
-                t = _time.perf_counter()
-                adv = self.integrator.advance(self.system, self._q, self._p, nsteps, aux=self._aux, step0=self.step, every=every)
-                elapsed = _time.perf_counter() - t
+            launched = self.step
+            if launched < end:
+                nsteps = max(1, min(end - launched, every * 64))
+                pending = pool.submit(advance, launched, nsteps)
+                launched += nsteps
+            while pending is not None:
+                adv, nsteps, elapsed = pending.result()
+                pending = None
                 if not adv.ok:
                     self._diverged(adv, active)
+                # the state after this block, before the next chunk moves the work arrays on
+                self._q[...] = work_q
+                self._p[...] = work_p
+                self._aux[...] = work_aux
                 self.step += nsteps
+                if launched < end and not interrupted.is_set():
+                    grow = int(nsteps * block_seconds / elapsed) if elapsed > 0 else 4 * nsteps
+                    chunk = max(1, min(grow, 4 * nsteps, max_frames * every, end - launched))
+                    pending = pool.submit(advance, launched, chunk)
+                    launched += chunk
                 frames = self._frames(adv.steps, adv.q, adv.p)
                 for r in active:
                     r.report(self, frames)
@@ -294,12 +321,13 @@ class Simulator:
                 yield frames
                 if interrupted.is_set():
                     raise KeyboardInterrupt(f"interrupted at step {self.step}; the file holds every frame up to it")
-                grow = int(nsteps * block_seconds / elapsed) if elapsed > 0 else 4 * nsteps
-                chunk = max(1, min(grow, 4 * nsteps, max_frames * every))
         except BaseException as exc:
             error = exc
             raise
         finally:
+            # a chunk still running is waited for and dropped: the simulator stays at the last
+            # block it handed out, which is also the file's checkpoint
+            pool.shutdown(wait=True)
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
             for r in started:

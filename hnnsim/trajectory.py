@@ -106,6 +106,8 @@ class Trajectory:
         The file the frames were read from.
     """
 
+    _FIELDS = ("step", "t", "q", "p", "velocity", "force", "energy", "kinetic_energy", "potential_energy", "checkpoint")
+
     def __init__(self, system: systems.System, integrator: integrators.Integrator, every: int, step: np.ndarray,
                  t: np.ndarray, q: np.ndarray, p: np.ndarray, velocity: np.ndarray, force: np.ndarray,
                  energy: np.ndarray, kinetic_energy: Optional[np.ndarray] = None,
@@ -114,17 +116,36 @@ class Trajectory:
         self.system = system
         self.integrator = integrator
         self.every = int(every)
-        self.step = step
-        self.t = t
-        self.q = q
-        self.p = p
-        self.velocity = velocity
-        self.force = force
-        self.energy = energy
-        self.kinetic_energy = kinetic_energy
-        self.potential_energy = potential_energy
         self.path = path
-        self.checkpoint = checkpoint
+        self._arrays: Optional[Dict[str, Any]] = dict(
+            step=step, t=t, q=q, p=p, velocity=velocity, force=force, energy=energy, kinetic_energy=kinetic_energy,
+            potential_energy=potential_energy, checkpoint=checkpoint)
+
+    @classmethod
+    def lazy(cls, system: systems.System, integrator: integrators.Integrator, every: int, path: str) -> "Trajectory":
+        """A trajectory of the file ``path`` whose arrays are read on first access."""
+        traj = cls.__new__(cls)
+        traj.system, traj.integrator, traj.every, traj.path, traj._arrays = system, integrator, int(every), path, None
+        return traj
+
+    def _load(self) -> Dict[str, Any]:
+        if self._arrays is None:
+            data = h5md.read_frames(self.path)
+            self._arrays = dict(step=data["step"], t=data["time"], q=data["q"], p=data["p"], velocity=data["velocity"],
+                                force=data["force"], energy=data["energy"], kinetic_energy=data["kinetic"],
+                                potential_energy=data["potential"], checkpoint=data["checkpoint"])
+        return self._arrays
+
+    step = property(lambda self: self._load()["step"], doc="Global step of each frame, ``[F]``.")
+    t = property(lambda self: self._load()["t"], doc="Time of each frame, ``[F]``.")
+    q = property(lambda self: self._load()["q"], doc="Coordinates, ``[F, N, D]``.")
+    p = property(lambda self: self._load()["p"], doc="Momenta, ``[F, N, D]``.")
+    velocity = property(lambda self: self._load()["velocity"], doc="dq/dt = dH/dp, ``[F, N, D]``.")
+    force = property(lambda self: self._load()["force"], doc="-dH/dq, ``[F, N, D]``.")
+    energy = property(lambda self: self._load()["energy"], doc="H, ``[F]``.")
+    kinetic_energy = property(lambda self: self._load()["kinetic_energy"], doc="T (separable systems), ``[F]``.")
+    potential_energy = property(lambda self: self._load()["potential_energy"], doc="V (separable systems), ``[F]``.")
+    checkpoint = property(lambda self: self._load()["checkpoint"], doc="The file's last checkpoint (step, q, p, aux).")
 
     @classmethod
     def from_frames(cls, frames: Frames, integrator: integrators.Integrator, every: int) -> "Trajectory":
@@ -187,13 +208,17 @@ def open_trajectory(path: str | os.PathLike) -> Trajectory:
     hnnsim.TrajectoryError
         Not an HDF5 file, not H5MD, not written by hnnsim, truncated or damaged.
     """
-    data = h5md.read_frames(path)
-    info = data["info"]
+    traj = lazy_trajectory(path)
+    traj._load()
+    return traj
+
+
+def lazy_trajectory(path: str | os.PathLike) -> Trajectory:
+    """Like :func:`open_trajectory`, but the arrays are read on first access."""
+    info = h5md.read_info(path)
     system = _system_from(info, os.fspath(path))
     integrator = integrators.from_description(info.integrator)
-    return Trajectory(system, integrator, info.every, data["step"], data["time"], data["q"], data["p"],
-                      data["velocity"], data["force"], data["energy"], data["kinetic"], data["potential"],
-                      path=os.fspath(path), checkpoint=data["checkpoint"])
+    return Trajectory.lazy(system, integrator, info.every, os.fspath(path))
 
 
 def _system_from(info: h5md.RunInfo, path: str) -> systems.System:

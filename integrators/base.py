@@ -14,12 +14,22 @@ import math
 from dataclasses import dataclass
 from typing import Any, ClassVar, Dict, Tuple
 
+import numba as nb
 import numpy as np
 
 #: Kernel status codes (column 0 of the ``status`` array).
 OK = 0
 NONFINITE = 1
 NOT_CONVERGED = 2
+
+
+def compile_kernel(fn):
+    """Two dispatchers for one kernel source: serial (one member, no thread-pool launch) and
+    parallel over the ensemble axis (``prange``). Both release the GIL, keep IEEE semantics
+    (no fastmath) and use NumPy's error model (x/0 gives inf, caught as non-finite)."""
+    serial = nb.njit(nogil=True, error_model="numpy")(fn)
+    parallel = nb.njit(nogil=True, error_model="numpy", parallel=True)(fn)
+    return serial, parallel
 
 
 class IntegratorError(Exception):

@@ -18,12 +18,11 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from .base import NONFINITE, NOT_CONVERGED, Integrator
+from .base import compile_kernel, NONFINITE, NOT_CONVERGED, Integrator
 
 _EPS = np.finfo(np.float64).eps
 
 
-@nb.njit(parallel=True)
 def _midpoint_kernel(dHdq, dHdp, params, q, p, dt, nsteps, step0, every, max_iter, out_q, out_p, status):
     B, n = q.shape
     for b in nb.prange(B):
@@ -89,6 +88,9 @@ def _midpoint_kernel(dHdq, dHdp, params, q, p, dt, nsteps, step0, every, max_ite
                 frame += 1
 
 
+_midpoint_kernel_serial, _midpoint_kernel_parallel = compile_kernel(_midpoint_kernel)
+
+
 class ImplicitMidpoint(Integrator):
     r"""Implicit midpoint rule (1-stage Gauss collocation), order 2, symplectic and
     symmetric for any Hamiltonian, separable or not.
@@ -116,5 +118,6 @@ class ImplicitMidpoint(Integrator):
         return {"dt": self.dt, "max_iter": self.max_iter}
 
     def _run_kernel(self, system, params, q, p, aux, dt, nsteps, step0, every, out_q, out_p, status):
-        _midpoint_kernel(system.dHdq, system.dHdp, params, q, p, dt, nsteps, step0, every,
-                         self.max_iter, out_q, out_p, status)
+        kernel = _midpoint_kernel_parallel if q.shape[0] > 1 else _midpoint_kernel_serial
+        kernel(system.dHdq, system.dHdp, params, q, p, dt, nsteps, step0, every,
+               self.max_iter, out_q, out_p, status)

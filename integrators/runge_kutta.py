@@ -12,10 +12,10 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from .base import NONFINITE, Integrator
+from .base import compile_kernel, NONFINITE, Integrator
 
 
-@nb.njit
+@nb.njit(error_model="numpy")
 def _rhs(dHdq, dHdp, params, q, p, fq, fp):
     dHdp(q, p, params, fq)
     dHdq(q, p, params, fp)
@@ -23,7 +23,6 @@ def _rhs(dHdq, dHdp, params, q, p, fq, fp):
         fp[i] = -fp[i]
 
 
-@nb.njit(parallel=True)
 def _rk4_kernel(dHdq, dHdp, params, q, p, dt, nsteps, step0, every, out_q, out_p, status):
     B, n = q.shape
     for b in nb.prange(B):
@@ -58,6 +57,9 @@ def _rk4_kernel(dHdq, dHdp, params, q, p, dt, nsteps, step0, every, out_q, out_p
                 frame += 1
 
 
+_rk4_kernel_serial, _rk4_kernel_parallel = compile_kernel(_rk4_kernel)
+
+
 class RK4(Integrator):
     """Classical Runge–Kutta 4 (any H): order 4, NOT symplectic; energy drifts secularly.
 
@@ -69,4 +71,5 @@ class RK4(Integrator):
     symplectic = False
 
     def _run_kernel(self, system, params, q, p, aux, dt, nsteps, step0, every, out_q, out_p, status):
-        _rk4_kernel(system.dHdq, system.dHdp, params, q, p, dt, nsteps, step0, every, out_q, out_p, status)
+        kernel = _rk4_kernel_parallel if q.shape[0] > 1 else _rk4_kernel_serial
+        kernel(system.dHdq, system.dHdp, params, q, p, dt, nsteps, step0, every, out_q, out_p, status)

@@ -22,13 +22,12 @@ from typing import ClassVar, Sequence
 import numba as nb
 import numpy as np
 
-from .base import NONFINITE, Integrator
+from .base import compile_kernel, NONFINITE, Integrator
 
 DRIFT = 0
 KICK = 1
 
 
-@nb.njit(parallel=True, nogil=True)
 def _splitting_kernel(dHdq, dHdp, params, kinds, coefs, q, p, dt, nsteps, step0, every, out_q, out_p, status):
     """Run the operation table ``kinds, coefs`` ``nsteps`` times on every member of ``q, p``."""
     B, n = q.shape
@@ -73,6 +72,9 @@ def _splitting_kernel(dHdq, dHdp, params, kinds, coefs, q, p, dt, nsteps, step0,
                 frame += 1
 
 
+_splitting_kernel_serial, _splitting_kernel_parallel = compile_kernel(_splitting_kernel)
+
+
 def verlet_composition(weights: Sequence[float]) -> tuple[np.ndarray, np.ndarray]:
     r"""Operation table of the composition :math:`\Phi_{w_m h} \circ \dots \circ \Phi_{w_1 h}`
     of drift-kick-drift Störmer–Verlet steps, adjacent drifts merged.
@@ -106,8 +108,9 @@ class Splitting(Integrator):
     coefs: ClassVar[np.ndarray]
 
     def _run_kernel(self, system, params, q, p, aux, dt, nsteps, step0, every, out_q, out_p, status):
-        _splitting_kernel(system.dHdq, system.dHdp, params, self.kinds, self.coefs,
-                          q, p, dt, nsteps, step0, every, out_q, out_p, status)
+        kernel = _splitting_kernel_parallel if q.shape[0] > 1 else _splitting_kernel_serial
+        kernel(system.dHdq, system.dHdp, params, self.kinds, self.coefs,
+               q, p, dt, nsteps, step0, every, out_q, out_p, status)
 
     @classmethod
     def force_evaluations(cls) -> int:

@@ -22,10 +22,10 @@ import math
 import numba as nb
 import numpy as np
 
-from .base import NONFINITE, Integrator
+from .base import compile_kernel, NONFINITE, Integrator
 
 
-@nb.njit
+@nb.njit(error_model="numpy")
 def _tao_order2(dHdq, dHdp, params, q, p, x, y, d, omega, grad, vel):
     n = q.shape[0]
     # phi_A(d/2): flow of H(q, y): p -= d/2 dH/dq(q, y), x += d/2 dH/dp(q, y)
@@ -64,7 +64,6 @@ def _tao_order2(dHdq, dHdp, params, q, p, x, y, d, omega, grad, vel):
         x[i] += 0.5 * d * vel[i]
 
 
-@nb.njit(parallel=True)
 def _tao_kernel(dHdq, dHdp, params, weights, omega, q, p, aux, dt, nsteps, step0, every, out_q, out_p, status):
     B, n = q.shape
     for b in nb.prange(B):
@@ -91,6 +90,9 @@ def _tao_kernel(dHdq, dHdp, params, weights, omega, q, p, aux, dt, nsteps, step0
                     out_q[frame, b, i] = qb[i]
                     out_p[frame, b, i] = pb[i]
                 frame += 1
+
+
+_tao_kernel_serial, _tao_kernel_parallel = compile_kernel(_tao_kernel)
 
 
 def _composition_weights(order: int) -> np.ndarray:
@@ -149,5 +151,6 @@ class Tao(Integrator):
         if aux.shape != (q.shape[0], 2, q.shape[1]) or aux.dtype != np.float64 or not aux.flags.c_contiguous:
             raise ValueError(f"Tao needs aux of shape {(q.shape[0], 2, q.shape[1])} (the copies x, y), "
                              f"got {aux.shape}; start from init_aux(q, p)")
-        _tao_kernel(system.dHdq, system.dHdp, params, self._weights, self.omega, q, p, aux, dt,
-                    nsteps, step0, every, out_q, out_p, status)
+        kernel = _tao_kernel_parallel if q.shape[0] > 1 else _tao_kernel_serial
+        kernel(system.dHdq, system.dHdp, params, self._weights, self.omega, q, p, aux, dt,
+               nsteps, step0, every, out_q, out_p, status)

@@ -23,20 +23,20 @@ import numba as nb
 import numpy as np
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _batch_energy(hamiltonian, params, Q, P, out):
     for i in range(Q.shape[0]):
         out[i] = hamiltonian(Q[i], P[i], params)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _batch_gradients(dHdq, dHdp, params, Q, P, gq, gp):
     for i in range(Q.shape[0]):
         dHdq(Q[i], P[i], params, gq[i])
         dHdp(Q[i], P[i], params, gp[i])
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _batch_observables(dHdq, dHdp, hamiltonian, params, Q, P, separable, velocity, force, energy, potential):
     zero = np.zeros(Q.shape[1])
     for i in range(Q.shape[0]):

@@ -10,7 +10,7 @@ import numpy as np
 from .base import System
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _dp_parts(q, p, params):
     m1, m2, l1, l2 = params[0], params[1], params[2], params[3]
     delta = q[0] - q[1]
@@ -21,7 +21,7 @@ def _dp_parts(q, p, params):
     return m1, m2, l1, l2, c, s, den, cc, num
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _dp_dHdq(q, p, params, out):
     m1, m2, l1, l2, c, s, den, cc, num = _dp_parts(q, p, params)
     g = params[4]
@@ -32,14 +32,14 @@ def _dp_dHdq(q, p, params, out):
     out[1] = -dT + m2 * g * l2 * math.sin(q[1])
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _dp_dHdp(q, p, params, out):
     m1, m2, l1, l2, c, s, den, cc, num = _dp_parts(q, p, params)
     out[0] = (2.0 * m2 * l2 * l2 * p[0] - 2.0 * m2 * l1 * l2 * p[1] * c) / (cc * den)
     out[1] = (2.0 * (m1 + m2) * l1 * l1 * p[1] - 2.0 * m2 * l1 * l2 * p[0] * c) / (cc * den)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _dp_H(q, p, params):
     m1, m2, l1, l2, c, s, den, cc, num = _dp_parts(q, p, params)
     g = params[4]

@@ -8,7 +8,7 @@ import numpy as np
 from .base import System
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _hh_dHdq(q, p, params, out):
     lam = params[0]
     x, y = q[0], q[1]
@@ -16,13 +16,13 @@ def _hh_dHdq(q, p, params, out):
     out[1] = y + lam * (x * x - y * y)
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _hh_dHdp(q, p, params, out):
     out[0] = p[0]
     out[1] = p[1]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _hh_H(q, p, params):
     lam = params[0]
     x, y = q[0], q[1]

@@ -10,17 +10,17 @@ import numpy as np
 from .base import System
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _spring_dHdq(q, p, params, out):
     out[0] = params[1] * q[0]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _spring_dHdp(q, p, params, out):
     out[0] = p[0] / params[0]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _spring_H(q, p, params):
     return 0.5 * p[0] * p[0] / params[0] + 0.5 * params[1] * q[0] * q[0]
 
@@ -72,17 +72,17 @@ class HarmonicOscillator(System):
         return q0 * c + p0 / (m * w) * s, p0 * c - m * w * q0 * s
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _pendulum_dHdq(q, p, params, out):
     out[0] = params[0] * params[2] * params[1] * math.sin(q[0])
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _pendulum_dHdp(q, p, params, out):
     out[0] = p[0] / (params[0] * params[1] * params[1])
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _pendulum_H(q, p, params):
     m, l, g = params[0], params[1], params[2]
     return 0.5 * p[0] * p[0] / (m * l * l) + m * g * l * (1.0 - math.cos(q[0]))

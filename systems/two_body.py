@@ -10,7 +10,7 @@ import numpy as np
 from .base import System
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _twobody_dHdq(q, p, params, out):
     m1, m2, G = params[0], params[1], params[2]
     dx = q[0] - q[2]
@@ -23,7 +23,7 @@ def _twobody_dHdq(q, p, params, out):
     out[3] = -f * dy
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _twobody_dHdp(q, p, params, out):
     out[0] = p[0] / params[0]
     out[1] = p[1] / params[0]
@@ -31,7 +31,7 @@ def _twobody_dHdp(q, p, params, out):
     out[3] = p[3] / params[1]
 
 
-@nb.njit(cache=True)
+@nb.njit(cache=True, error_model="numpy")
 def _twobody_H(q, p, params):
     m1, m2, G = params[0], params[1], params[2]
     dx = q[0] - q[2]
