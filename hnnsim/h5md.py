@@ -99,7 +99,15 @@ class H5MDWriter:
             self._create()
         elif mode == "a":
             self.info = read_info(self.path)
-            self._file = h5py.File(self.path, "r+", libver="latest")
+            try:
+                self._file = h5py.File(self.path, "r+", libver="latest")
+            except OSError as exc:
+                if "already open for write" not in str(exc):
+                    raise TrajectoryError(f"cannot open {self.path} to continue it: {exc}") from None
+                # the writer was killed and left HDF5's "open for write" flag set: rewrite the
+                # file's consistent part into a fresh file, then continue that
+                recover(self.path)
+                self._file = h5py.File(self.path, "r+", libver="latest")
             self._truncate_to_checkpoint()
         else:
             raise ValueError(f"mode must be 'w' or 'a', got {mode!r}")
@@ -253,6 +261,28 @@ class H5MDWriter:
         self.close()
 
 
+def recover(path: str | os.PathLike) -> None:
+    """Rewrite a trajectory whose writer was killed (HDF5's open-for-write flag still set) into
+    a clean file holding every frame up to its last checkpoint, atomically (temporary file,
+    then ``os.replace``)."""
+    path = os.fspath(path)
+    data = read_frames(path)
+    info, ck = data["info"], data["checkpoint"]
+    if ck is None:
+        raise TrajectoryError(f"{path} has no checkpoint (killed before its first block): nothing to continue")
+    keep = int(np.searchsorted(data["step"], ck["step"], side="right"))
+    tmp = path + ".recover.tmp"
+    with H5MDWriter(tmp, info, mode="w", overwrite=True) as w:
+        F = keep
+        n = info.shape[0] * info.shape[1]
+        w.append(data["step"][:F], data["time"][:F], data["q"][:F].reshape(F, n), data["p"][:F].reshape(F, n),
+                 data["velocity"][:F].reshape(F, n), data["force"][:F].reshape(F, n), data["energy"][:F],
+                 None if data["kinetic"] is None else data["kinetic"][:F],
+                 None if data["potential"] is None else data["potential"][:F])
+        w.checkpoint(ck["step"], ck["q"], ck["p"], ck["aux"])
+    os.replace(tmp, path)
+
+
 def _user() -> str:
     try:
         return getpass.getuser()
@@ -278,7 +308,14 @@ def _open(path: str | os.PathLike) -> h5py.File:
     if not os.path.exists(path):
         raise FileNotFoundError(f"no such trajectory file: {path}")
     try:
-        return h5py.File(path, "r", swmr=True)
+        try:
+            return h5py.File(path, "r")
+        except OSError as exc:
+            if "unable to lock file" not in str(exc) and "already open for write" not in str(exc):
+                raise
+            # a live SWMR writer holds the file, or one was killed and left its flag set:
+            # SWMR reading sees every flushed frame either way
+            return h5py.File(path, "r", swmr=True)
     except OSError as exc:
         raise TrajectoryError(
             f"{path} is not a readable HDF5 file ({exc}); it may be truncated or not a trajectory. "

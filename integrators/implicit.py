@@ -4,8 +4,10 @@ r"""Implicit midpoint rule: symplectic and symmetric for any Hamiltonian.
           \qquad y = (q, p),\quad J = \begin{pmatrix} 0 & I \\ -I & 0 \end{pmatrix}
 
 The nonlinear equation is solved by fixed-point iteration (contracting when
-:math:`\tfrac{h}{2}\,\mathrm{Lip}(J\nabla H) < 1`) until the increment reaches round-off
-or stops decreasing at round-off level. A step whose iteration does not converge stops
+:math:`\tfrac{h}{2}\,\mathrm{Lip}(J\nabla H) < 1`) until the iterate stops changing, or its
+increments stop decreasing once they are at round-off level (relative to the accepted state,
+so a diverging iteration never qualifies). Stopping earlier, at a fixed tolerance, leaves a
+small secular energy drift. A step whose iteration does not converge stops
 the member with status ``NOT_CONVERGED`` and leaves it at the last accepted state: an
 unconverged solve is neither symplectic nor symmetric, so it is never returned silently.
 
@@ -43,6 +45,11 @@ def _midpoint_kernel(dHdq, dHdp, params, q, p, dt, nsteps, step0, every, max_ite
             for i in range(n):
                 q1[i] = qb[i] + dt * vel[i]
                 p1[i] = pb[i] - dt * grad[i]
+            # round-off scale of this step, from the accepted state (never from the iterate,
+            # whose size grows with a diverging iteration)
+            scale = 1.0
+            for i in range(n):
+                scale = max(scale, abs(qb[i]), abs(pb[i]))
             converged = False
             prev = np.inf
             for it in range(max_iter):
@@ -52,21 +59,22 @@ def _midpoint_kernel(dHdq, dHdp, params, q, p, dt, nsteps, step0, every, max_ite
                 dHdp(qm, pm, params, vel)
                 dHdq(qm, pm, params, grad)
                 delta = 0.0
-                scale = 1.0
                 for i in range(n):
                     qn = qb[i] + dt * vel[i]
                     pn = pb[i] - dt * grad[i]
-                    delta = max(delta, abs(qn - q1[i]), abs(pn - p1[i]))
-                    scale = max(scale, abs(qn), abs(pn))
+                    dq = abs(qn - q1[i])
+                    dp = abs(pn - p1[i])
+                    # written so that a NaN increment propagates (max() would drop it)
+                    if not dq <= delta:
+                        delta = dq
+                    if not dp <= delta:
+                        delta = dp
                     q1[i] = qn
                     p1[i] = pn
                 if not np.isfinite(delta):
                     break
-                if delta <= 4.0 * _EPS * scale:
-                    converged = True
-                    break
-                if delta >= prev and prev <= 1e3 * _EPS * scale:
-                    # increments stopped decreasing at round-off level
+                if delta == 0.0 or (delta >= prev and prev <= 1e3 * _EPS * scale):
+                    # the iterate stopped changing, or stopped improving at round-off level
                     converged = True
                     break
                 prev = delta

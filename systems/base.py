@@ -23,20 +23,20 @@ import numba as nb
 import numpy as np
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(error_model="numpy")  # no cache: numba cannot cache functions taking dispatchers
 def _batch_energy(hamiltonian, params, Q, P, out):
     for i in range(Q.shape[0]):
         out[i] = hamiltonian(Q[i], P[i], params)
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(error_model="numpy")  # no cache: numba cannot cache functions taking dispatchers
 def _batch_gradients(dHdq, dHdp, params, Q, P, gq, gp):
     for i in range(Q.shape[0]):
         dHdq(Q[i], P[i], params, gq[i])
         dHdp(Q[i], P[i], params, gp[i])
 
 
-@nb.njit(cache=True, error_model="numpy")
+@nb.njit(error_model="numpy")  # no cache: numba cannot cache functions taking dispatchers
 def _batch_observables(dHdq, dHdp, hamiltonian, params, Q, P, separable, velocity, force, energy, potential):
     zero = np.zeros(Q.shape[1])
     for i in range(Q.shape[0]):
@@ -210,8 +210,9 @@ class System:
         _batch_observables(self.dHdq, self.dHdp, self.hamiltonian, self.params, Q, P, self.separable,
                            velocity, force, energy, potential)
         if self.separable:
-            return {"velocity": velocity, "force": force, "energy": energy,
-                    "kinetic": energy - potential, "potential": potential}
+            with np.errstate(invalid="ignore", over="ignore"):  # inf - inf near a divergence is nan, as it should be
+                kinetic = energy - potential
+            return {"velocity": velocity, "force": force, "energy": energy, "kinetic": kinetic, "potential": potential}
         return {"velocity": velocity, "force": force, "energy": energy, "kinetic": None, "potential": None}
 
     def split_energy(self, q: Any, p: Any) -> Tuple[np.ndarray, np.ndarray]:
