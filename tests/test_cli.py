@@ -1,0 +1,71 @@
+"""The ``hnnsim`` command line: simulate, resume, info, list, errors."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+
+import integrators
+import systems
+from hnnsim import Simulator, open_trajectory
+from hnnsim.cli import main
+
+
+def test_simulate_then_info(tmp_path, capsys):
+    out = str(tmp_path / "pend.h5")
+    assert main(["simulate", "pendulum", "--integrator", "leapfrog", "--dt", "0.01", "--steps", "2000",
+                 "--every", "10", "-o", out, "-q"]) == 0
+    traj = open_trajectory(out)
+    ref = Simulator(systems.Pendulum(), integrators.Leapfrog(dt=0.01)).run(2000, every=10)
+    np.testing.assert_array_equal(traj.q, ref.q)  # default state, same numbers as the API
+    capsys.readouterr()
+    assert main(["info", out]) == 0
+    text = capsys.readouterr().out
+    assert "pendulum" in text and '"length": 1.0' in text and "leapfrog" in text
+    assert "frames      201  (every 10 steps)" in text
+    assert "max |H - H0|" in text and "checkpoint  step 2000" in text
+
+
+def test_parameters_initial_state_and_resume(tmp_path):
+    out = str(tmp_path / "p2.h5")
+    assert main(["simulate", "pendulum", "--param", "length=2.0", "--q0", "0.5", "--p0", "0.1", "--dt", "0.02",
+                 "--steps", "300", "--every", "3", "-o", out, "-q"]) == 0
+    assert main(["simulate", "--resume", out, "--steps", "300", "-q"]) == 0
+    traj = open_trajectory(out)
+    ref = Simulator(systems.Pendulum(length=2.0), integrators.Leapfrog(dt=0.02), q0=[0.5], p0=[0.1]).run(600, every=3)
+    np.testing.assert_array_equal(traj.step, ref.step)
+    np.testing.assert_array_equal(traj.q, ref.q)
+
+
+def test_non_separable_with_tao(tmp_path):
+    out = str(tmp_path / "dp.h5")
+    assert main(["simulate", "double-pendulum", "--integrator", "tao", "--integrator-param", "omega=50",
+                 "--integrator-param", "order=4", "--dt", "0.001", "--steps", "200", "--every", "50", "-o", out, "-q"]) == 0
+    traj = open_trajectory(out)
+    assert traj.integrator == integrators.Tao(dt=0.001, omega=50.0, order=4)
+    assert traj.q.shape == (5, 2, 1)
+
+
+def test_errors_exit_2_with_a_message(tmp_path, capsys):
+    out = str(tmp_path / "x.h5")
+    assert main(["simulate", "pendulm", "--steps", "10", "-o", out]) == 2
+    assert "unknown system 'pendulm'. Did you mean 'pendulum'" in capsys.readouterr().err
+    assert main(["simulate", "double-pendulum", "--steps", "10", "-o", out]) == 2
+    assert "not separable" in capsys.readouterr().err
+    assert main(["simulate", "pendulum", "--dt", "-1", "--steps", "10", "-o", out]) == 2
+    assert "dt must be finite and > 0" in capsys.readouterr().err
+    (tmp_path / "notes.h5").write_text("not hdf5")
+    assert main(["info", str(tmp_path / "notes.h5")]) == 2
+    assert "not a readable HDF5 file" in capsys.readouterr().err
+    assert main(["simulate", "pendulum", "--steps", "10", "-o", out, "-q"]) == 0
+    assert main(["simulate", "pendulum", "--steps", "10", "-o", out, "-q"]) == 2
+    assert "already exists" in capsys.readouterr().err
+
+
+def test_list_and_module_entry_point():
+    res = subprocess.run([sys.executable, "-m", "hnnsim", "list"], capture_output=True, text=True, check=True)
+    for name in systems.available() + integrators.available():
+        assert name in res.stdout
+    assert "double-pendulum" in res.stdout and "non-separable" in res.stdout
