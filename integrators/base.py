@@ -32,6 +32,23 @@ def compile_kernel(fn):
     return serial, parallel
 
 
+@nb.njit(inline="always", error_model="numpy")
+def nonfinite(qb, pb):
+    """Whether any entry of ``qb`` or ``pb`` is NaN or infinite (one sum, NaN/inf propagate)."""
+    s = 0.0
+    for i in range(qb.shape[0]):
+        s += qb[i] + pb[i]
+    return not np.isfinite(s)
+
+
+@nb.njit(inline="always", error_model="numpy")
+def record(out_q, out_p, frame, b, qb, pb):
+    """Copy member ``b``'s state into frame ``frame`` of the output buffers."""
+    for i in range(qb.shape[0]):
+        out_q[frame, b, i] = qb[i]
+        out_p[frame, b, i] = pb[i]
+
+
 class IntegratorError(Exception):
     """Base class of the errors raised by integrators."""
 

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from .base import compile_kernel, NONFINITE, NOT_CONVERGED, Integrator
+from .base import compile_kernel, record, NONFINITE, NOT_CONVERGED, Integrator
 
 _EPS = np.finfo(np.float64).eps
 
@@ -90,9 +90,7 @@ def _midpoint_kernel(dHdq, dHdp, params, q, p, dt, nsteps, step0, every, max_ite
                 qb[i] = q1[i]
                 pb[i] = p1[i]
             if step % every == 0:
-                for i in range(n):
-                    out_q[frame, b, i] = qb[i]
-                    out_p[frame, b, i] = pb[i]
+                record(out_q, out_p, frame, b, qb, pb)
                 frame += 1
 
 

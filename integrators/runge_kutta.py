@@ -12,7 +12,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from .base import compile_kernel, NONFINITE, Integrator
+from .base import compile_kernel, nonfinite, record, NONFINITE, Integrator
 
 
 @nb.njit(error_model="numpy")
@@ -40,20 +40,16 @@ def _rk4_kernel(dHdq, dHdp, params, q, p, dt, nsteps, step0, every, out_q, out_p
                     qs[i] = qb[i] + a * dt * kq[stage - 1, i]
                     ps[i] = pb[i] + a * dt * kp[stage - 1, i]
                 _rhs(dHdq, dHdp, params, qs, ps, kq[stage], kp[stage])
-            s = 0.0
             for i in range(n):
                 qb[i] += dt / 6.0 * (kq[0, i] + 2.0 * kq[1, i] + 2.0 * kq[2, i] + kq[3, i])
                 pb[i] += dt / 6.0 * (kp[0, i] + 2.0 * kp[1, i] + 2.0 * kp[2, i] + kp[3, i])
-                s += qb[i] + pb[i]
             step = step0 + k + 1
-            if not np.isfinite(s):
+            if nonfinite(qb, pb):
                 status[b, 0] = NONFINITE
                 status[b, 1] = step
                 break
             if step % every == 0:
-                for i in range(n):
-                    out_q[frame, b, i] = qb[i]
-                    out_p[frame, b, i] = pb[i]
+                record(out_q, out_p, frame, b, qb, pb)
                 frame += 1
 
 

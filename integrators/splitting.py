@@ -22,7 +22,7 @@ from typing import ClassVar, Sequence
 import numba as nb
 import numpy as np
 
-from .base import compile_kernel, NONFINITE, Integrator
+from .base import compile_kernel, nonfinite, record, NONFINITE, Integrator
 
 DRIFT = 0
 KICK = 1
@@ -56,19 +56,14 @@ def _splitting_kernel(dHdq, dHdp, params, kinds, coefs, q, p, dt, nsteps, step0,
                         grad_valid = True
                     for i in range(n):
                         pb[i] -= c * grad[i]
-            s = 0.0
-            for i in range(n):
-                s += qb[i] + pb[i]
-            if not np.isfinite(s):
+            if nonfinite(qb, pb):
                 status[b, 0] = NONFINITE
                 status[b, 1] = step0 + k + 1
                 break
             countdown -= 1
             if countdown == 0:
                 countdown = every
-                for i in range(n):
-                    out_q[frame, b, i] = qb[i]
-                    out_p[frame, b, i] = pb[i]
+                record(out_q, out_p, frame, b, qb, pb)
                 frame += 1
 
 

@@ -22,7 +22,7 @@ import math
 import numba as nb
 import numpy as np
 
-from .base import compile_kernel, NONFINITE, Integrator
+from .base import compile_kernel, nonfinite, record, NONFINITE, Integrator
 
 
 @nb.njit(error_model="numpy")
@@ -77,18 +77,13 @@ def _tao_kernel(dHdq, dHdp, params, weights, omega, q, p, aux, dt, nsteps, step0
         for k in range(nsteps):
             for w in weights:
                 _tao_order2(dHdq, dHdp, params, qb, pb, xb, yb, w * dt, omega, grad, vel)
-            s = 0.0
-            for i in range(n):
-                s += qb[i] + pb[i] + xb[i] + yb[i]
             step = step0 + k + 1
-            if not np.isfinite(s):
+            if nonfinite(qb, pb) or nonfinite(xb, yb):
                 status[b, 0] = NONFINITE
                 status[b, 1] = step
                 break
             if step % every == 0:
-                for i in range(n):
-                    out_q[frame, b, i] = qb[i]
-                    out_p[frame, b, i] = pb[i]
+                record(out_q, out_p, frame, b, qb, pb)
                 frame += 1
 
 
