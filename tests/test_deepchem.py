@@ -186,3 +186,16 @@ def test_hnnsim_imports_without_deepchem():
 def test_deepchem_import_is_quiet():
     out = subprocess.run([sys.executable, "-c", "import hnnsim.deepchem"], capture_output=True, text=True, check=True)
     assert out.stdout == "" and out.stderr == ""
+
+
+def test_docs_example_runs(tmp_path):
+    import os
+
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, os.path.join(root, "docs", "examples", "deepchem_spring.py"), str(tmp_path)],
+                         capture_output=True, text=True, timeout=600)
+    assert out.returncode == 0, out.stderr[-2000:]
+    lines = dict(line.split(":", 1) for line in out.stdout.splitlines() if ":" in line)
+    assert float(lines["test MSE of dx/dt"]) < 0.01
+    assert float(lines["energy MSE along the rollout (true H)"]) < 0.01
+    assert (tmp_path / "rollout.h5").exists()
