@@ -221,7 +221,7 @@ class Simulator:
         blocks = []
         for frames in self.irun(steps, every, out, progress=progress, reporters=reporters, overwrite=overwrite):
             if keep and len(frames):
-                blocks.append(frames)
+                blocks.append(frames.compute())
         if self._file is not None:
             trajs = [Trajectory.lazy(self.system, self.integrator, self._every, p)
                      for p in _member_paths(self._file.path, self.members)]

@@ -41,6 +41,12 @@ class Frames:
     def __len__(self) -> int:
         return int(self.step.shape[0])
 
+    def compute(self) -> "Frames":
+        """Compute the derived quantities now (the simulator does this while the kernel runs
+        the next chunk, so the work overlaps integration)."""
+        self._observables
+        return self
+
     @property
     def members(self) -> int:
         return int(self.q.shape[1])
