@@ -16,6 +16,7 @@ from integrators._registry import Registry
 from .base import System
 from .double_pendulum import DoublePendulum
 from .henon_heiles import HenonHeiles
+from .learned import LearnedSystem, ModelFileError, load
 from .oscillators import HarmonicOscillator, Pendulum
 from .two_body import TwoBody
 
@@ -29,9 +30,13 @@ available = registry.available
 
 
 def from_description(desc: Dict[str, Any]) -> System:
-    """Rebuild a system from :meth:`System.describe` output."""
-    return get(desc["name"], **desc.get("parameters", {}))
+    """Rebuild a system from :meth:`System.describe` output (a learned system's ``model_hash``
+    must match the registered model's)."""
+    kwargs = dict(desc.get("parameters", {}))
+    if "model_hash" in desc:
+        kwargs["model_hash"] = desc["model_hash"]
+    return get(desc["name"], **kwargs)
 
 
-__all__ = ["DoublePendulum", "HarmonicOscillator", "HenonHeiles", "Pendulum", "System", "TwoBody",
-           "available", "from_description", "get", "register", "registry"]
+__all__ = ["DoublePendulum", "HarmonicOscillator", "HenonHeiles", "LearnedSystem", "ModelFileError", "Pendulum",
+           "System", "TwoBody", "available", "from_description", "get", "load", "register", "registry"]
