@@ -1,4 +1,4 @@
-"""The ``hnnsim`` command line: simulate, info, list, demo.
+"""The ``hnnsim`` command line: simulate, info, list, train, rollout, analyze, demo.
 
 Examples
 --------
@@ -10,6 +10,10 @@ Examples
     hnnsim simulate --resume pend.h5 --steps 50000
     hnnsim info pend.h5
     hnnsim list
+    hnnsim train spring.*.h5 --model hnn --steps 2000 -o spring-hnn.hnn
+    hnnsim rollout spring-hnn.hnn --integrator implicit-midpoint --dt 0.05 --steps 400 --q0 0.5 --p0 0 -o ro.h5
+    hnnsim analyze ro.h5 --reference truth.h5 --plot
+    hnnsim demo
 """
 
 from __future__ import annotations
@@ -97,6 +101,8 @@ def describe_file(path: str) -> str:
 
 
 def cmd_info(args: argparse.Namespace) -> int:
+    for model in args.model or ():
+        _load_model(model)
     for i, path in enumerate(args.files):
         if i:
             print()
@@ -120,9 +126,93 @@ def cmd_list(args: argparse.Namespace) -> int:
     return 0
 
 
-def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo
+def cmd_train(args: argparse.Namespace) -> int:
+    import os
 
+    import torch
+
+    from . import learn
+
+    if args.model == "baseline":
+        raise SystemExit("hnnsim: error: the baseline predicts dx/dt directly and has no Hamiltonian, so it cannot be "
+                         "saved as a learned system to roll out with hnnsim's integrators; train --model hnn or "
+                         "--model separable (`hnnsim demo` compares both with the baseline)")
+    if os.path.exists(args.output) and not args.overwrite:
+        raise FileExistsError(f"{args.output} already exists; pass --overwrite to replace it")
+    data = learn.load(args.files, noise=args.noise, test_fraction=args.test_fraction, seed=args.seed,
+                      derivatives=args.derivatives)
+    print(f"{data!r}", file=sys.stderr)
+    fit = learn.fit(data, model=args.model, hidden=args.hidden, layers=args.layers, steps=args.steps, lr=args.lr,
+                    weight_decay=args.weight_decay, batch_size=args.batch_size, seed=args.seed,
+                    dtype=torch.float64 if args.float64 else torch.float32, progress=not args.quiet,
+                    activation=args.activation, eval_every=args.eval_every)
+    name = args.name or os.path.splitext(os.path.basename(args.output))[0]
+    system = fit.to_system(name=name, register=False)
+    system.save(args.output)
+    print(f"trained {fit.config['model']} ({args.layers} x {args.hidden}, {args.activation}) for {args.steps} steps in "
+          f"{fit.seconds:.1f} s: train loss {fit.train_loss:.3e}, test loss {fit.test_loss:.3e}")
+    print(f"wrote {args.output}: learned system {system.name!r}, sha256 {system.model_hash[:16]}...")
+    return 0
+
+
+def _load_model(path: str):
+    return systems.load(path, register=True, replace=True)
+
+
+def cmd_rollout(args: argparse.Namespace) -> int:
+    from . import h5md
+    from .simulator import Simulator
+
+    system = _load_model(args.model)
+    integrator = integrators.get(args.integrator, dt=args.dt, **_key_values(args.integrator_param, "--integrator-param"))
+    q0, p0 = _floats(args.q0, "--q0"), _floats(args.p0, "--p0")
+    if args.start:
+        if q0 is not None or p0 is not None:
+            raise SystemExit("hnnsim: error: give --start FILE or --q0/--p0, not both")
+        frames = h5md.read_frames(args.start)
+        if not len(frames["step"]):
+            raise ValueError(f"{args.start} holds no frames")
+        q0, p0 = frames["q"][0], frames["p"][0]
+    elif (q0 is None) != (p0 is None):
+        raise SystemExit("hnnsim: error: give both --q0 and --p0, or neither (the model's default state)")
+    sim = Simulator(system, integrator, q0, p0)
+    traj = sim.run(args.steps, args.every, out=args.output, progress=not args.quiet, overwrite=args.overwrite)
+    drift = traj.energy_drift()
+    print(f"wrote {traj.path}: {system.name} with {integrator!r}, {len(traj)} frames, "
+          f"max |dH|/|H0| (learned H) = {drift['max_rel']:.3e}")
+    return 0
+
+
+def cmd_analyze(args: argparse.Namespace) -> int:
+    import os
+
+    from .learn import analysis
+
+    for path in [args.rollout] + ([args.reference] if args.reference else []):
+        if not os.path.exists(path):
+            raise FileNotFoundError(f"no such trajectory file: {path}")
+    metrics = analysis.compare(args.rollout, args.reference)
+    print(analysis.report(metrics, args.rollout, args.reference or ""))
+    if args.plot:
+        prefix = args.plot_prefix or os.path.splitext(args.rollout)[0]
+        paths = analysis.plot(args.rollout, args.reference, prefix=prefix, metrics=metrics)
+        print(f"plots       {', '.join(paths)}")
+    return 0
+
+
+def cmd_experiment(args: argparse.Namespace) -> int:
+    from .learn.experiment import run_experiment
+
+    run_experiment(args.task, outdir=args.outdir, seed=args.seed, steps=args.steps, hidden=args.hidden,
+                   rollouts=args.rollouts, progress=not args.quiet)
+    return 0
+
+
+def cmd_demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo, run_integrator_demo
+
+    if args.integrators:
+        return run_integrator_demo(outdir=args.outdir, quick=args.quick)
     return run_demo(outdir=args.outdir, quick=args.quick)
 
 
@@ -151,14 +241,75 @@ def build_parser() -> argparse.ArgumentParser:
 
     i = sub.add_parser("info", help="describe trajectory files")
     i.add_argument("files", nargs="+")
+    i.add_argument("--model", action="append", metavar="FILE",
+                   help="register this learned model first (for rollouts of a learned system), repeatable")
     i.set_defaults(func=cmd_info)
 
     l = sub.add_parser("list", help="list the registered systems and integrators")
     l.set_defaults(func=cmd_list)
 
-    d = sub.add_parser("demo", help="the built-in demonstration run")
+    t = sub.add_parser("train", help="train a Hamiltonian neural network on trajectory files")
+    t.add_argument("files", nargs="+", help="H5MD trajectories of one system (split into train/test by file)")
+    t.add_argument("--model", default="hnn", choices=["hnn", "separable", "baseline"],
+                   help="hnn: H(q, p) from one MLP; separable: T(p) + V(q) (leapfrog works on it)")
+    t.add_argument("-o", "--output", required=True, help="model file to write (e.g. spring-hnn.hnn)")
+    t.add_argument("--name", help="registry name of the learned system (default: the output file's stem)")
+    t.add_argument("--hidden", type=int, default=200, help="hidden width (default 200)")
+    t.add_argument("--layers", type=int, default=2, help="hidden layers (default 2)")
+    t.add_argument("--activation", default="tanh", help="tanh (default), softplus, sigmoid or sin")
+    t.add_argument("--steps", type=int, default=2000, help="optimiser steps (default 2000)")
+    t.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (default 1e-3)")
+    t.add_argument("--weight-decay", type=float, default=1e-4, help="L2 weight decay (default 1e-4)")
+    t.add_argument("--batch-size", type=int, default=None, help="minibatch size (default: full batch)")
+    t.add_argument("--seed", type=int, default=0, help="seed of the split, noise and initialisation (default 0)")
+    t.add_argument("--noise", type=float, default=0.0, help="Gaussian noise std added to the input states")
+    t.add_argument("--test-fraction", type=float, default=0.2, help="share of files held out (default 0.2)")
+    t.add_argument("--derivatives", default="exact", choices=["exact", "forward", "central"],
+                   help="targets: the files' exact derivatives (default) or finite differences")
+    t.add_argument("--float64", action="store_true", help="train in float64 (default float32)")
+    t.add_argument("--eval-every", type=int, default=10, help="steps between test-loss evaluations (default 10)")
+    t.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
+    t.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    t.set_defaults(func=cmd_train)
+
+    r = sub.add_parser("rollout", help="integrate a learned system (a model file) and write an H5MD trajectory")
+    r.add_argument("model", help="model file written by `hnnsim train` or LearnedSystem.save")
+    r.add_argument("--integrator", default="implicit-midpoint",
+                   help="integrator name (default implicit-midpoint; leapfrog etc. need a separable model)")
+    r.add_argument("--dt", type=float, default=0.05, help="step size (default 0.05)")
+    r.add_argument("--steps", type=int, required=True, help="number of steps")
+    r.add_argument("--every", type=int, default=1, help="steps between frames (default 1)")
+    r.add_argument("--integrator-param", action="append", metavar="NAME=VALUE", help="integrator parameter")
+    r.add_argument("--q0", help="initial coordinates")
+    r.add_argument("--p0", help="initial momenta")
+    r.add_argument("--start", metavar="FILE", help="start from the first frame of this trajectory file")
+    r.add_argument("-o", "--output", required=True, help="output H5MD file")
+    r.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
+    r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    r.set_defaults(func=cmd_rollout)
+
+    a = sub.add_parser("analyze", help="energy drift of a rollout and its error against a reference trajectory")
+    a.add_argument("rollout", help="trajectory to analyse (e.g. from `hnnsim rollout`)")
+    a.add_argument("--reference", help="reference trajectory (e.g. the true system from the same state)")
+    a.add_argument("--plot", action="store_true", help="write phase-portrait and energy PNGs (matplotlib)")
+    a.add_argument("--plot-prefix", help="PNG path prefix (default: the rollout path without .h5)")
+    a.set_defaults(func=cmd_analyze)
+
+    e = sub.add_parser("experiment", help="reproduce a task of the HNN paper (Greydanus et al. 2019)")
+    e.add_argument("task", choices=["spring", "pendulum"], help="mass-spring or ideal pendulum")
+    e.add_argument("--outdir", default="hnnsim-experiment", help="where to write files (default ./hnnsim-experiment)")
+    e.add_argument("--seed", type=int, default=0, help="seed of data, split, noise and training (default 0)")
+    e.add_argument("--steps", type=int, default=2000, help="training steps (the paper: 2000)")
+    e.add_argument("--hidden", type=int, default=200, help="hidden width (the paper: 200)")
+    e.add_argument("--rollouts", type=int, default=15, help="test rollouts for the energy MSE (the paper: 15)")
+    e.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    e.set_defaults(func=cmd_experiment)
+
+    d = sub.add_parser("demo", help="the built-in demonstration: simulate, train an HNN, roll it out, compare")
     d.add_argument("--outdir", default="hnnsim-demo", help="where to write files (default ./hnnsim-demo)")
     d.add_argument("--quick", action="store_true", help="a tiny budget (seconds), for tests")
+    d.add_argument("--integrators", action="store_true",
+                   help="instead: the integrator demonstration (pendulum and double pendulum, energy errors)")
     d.set_defaults(func=cmd_demo)
     return parser
 
@@ -175,7 +326,8 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("hnnsim: interrupted; files hold every completed frame and a checkpoint", file=sys.stderr)
         return 130
-    except (KeyError, ValueError, TypeError, FileNotFoundError, FileExistsError, TrajectoryError, IntegratorError) as exc:
+    except (KeyError, ValueError, TypeError, FileNotFoundError, FileExistsError, TrajectoryError, IntegratorError,
+            FloatingPointError) as exc:
         msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
         print(f"hnnsim: error: {msg}", file=sys.stderr)
         return 2
