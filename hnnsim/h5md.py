@@ -180,6 +180,9 @@ class H5MDWriter:
         self._values = {name: traj[f"{name}/value"] for name in ELEMENTS}
         self._obs = {name: f[f"observables/{name}/value"] for name in self._observables()}
         self._ck = f["parameters/hnnsim/checkpoint"]
+        self._slot = int(self._ck["slot"][0])
+        self._n = int(self._step.shape[0])
+        self._last = int(self._step[-1]) if self._n else -1
 
     def _truncate_to_checkpoint(self) -> None:
         ck = self._file["parameters/hnnsim/checkpoint"]
@@ -201,10 +204,10 @@ class H5MDWriter:
     # -- writing -----------------------------------------------------------------
     @property
     def n_frames(self) -> int:
-        return int(self._step.shape[0])
+        return self._n
 
     def last_step(self) -> int:
-        return int(self._step[-1]) if self.n_frames else -1
+        return self._last
 
     def append(self, step: np.ndarray, time: np.ndarray, q: np.ndarray, p: np.ndarray, velocity: np.ndarray,
                force: np.ndarray, energy: np.ndarray, kinetic: Optional[np.ndarray] = None,
@@ -235,19 +238,21 @@ class H5MDWriter:
         self._step.resize(end, axis=0)
         self._step[start:end] = step
         self._file.flush()
+        self._n, self._last = end, int(step[-1])
 
     def checkpoint(self, step: int, q: np.ndarray, p: np.ndarray, aux: np.ndarray) -> None:
         """Store the state after global step ``step`` (flat ``[N*D]`` q, p; ``[n_aux, N*D]`` aux)."""
-        current = int(self._ck["slot"][0])
-        slot = 0 if current != 0 else 1
+        slot = 0 if self._slot != 0 else 1
         self._ck["q"][slot] = q
         self._ck["p"][slot] = p
         if self.info.n_aux:
             self._ck["aux"][slot] = aux
         self._ck["step"][slot] = step
         self._file.flush()
+        # switching the slot needs no flush of its own: until the next flush (next block or
+        # close) the file still names the previous whole slot
         self._ck["slot"][0] = slot
-        self._file.flush()
+        self._slot = slot
 
     def close(self) -> None:
         if getattr(self, "_file", None) is not None and self._file.id.valid:

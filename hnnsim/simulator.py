@@ -310,7 +310,9 @@ class Simulator:
                 self.step += nsteps
                 if launched < end and not interrupted.is_set():
                     grow = int(nsteps * block_seconds / elapsed) if elapsed > 0 else 4 * nsteps
-                    chunk = max(1, min(grow, 4 * nsteps, max_frames * every, end - launched))
+                    # the last block's reporting cannot overlap integration: keep blocks to
+                    # an eighth of the run so that tail stays short
+                    chunk = max(1, min(grow, 8 * nsteps, max_frames * every, max(steps // 8, every), end - launched))
                     pending = pool.submit(advance, launched, chunk)
                     launched += chunk
                 frames = self._frames(adv.steps, adv.q, adv.p)
