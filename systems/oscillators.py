@@ -25,7 +25,20 @@ def _spring_H(q, p, params):
     return 0.5 * p[0] * p[0] / params[0] + 0.5 * params[1] * q[0] * q[0]
 
 
-class HarmonicOscillator(System):
+class _OneDegree(System):
+    """A single coordinate with a mass parameter; state shape ``(1, 1)``, default q = 1, p = 0."""
+
+    def state_shape(self):
+        return (1, 1)
+
+    def masses(self):
+        return np.array([self.mass])
+
+    def default_state(self):
+        return np.array([[1.0]]), np.array([[0.0]])
+
+
+class HarmonicOscillator(_OneDegree):
     r"""Mass on a linear spring (the HNN paper's mass-spring task).
 
     .. math:: H(q, p) = \frac{p^2}{2m} + \frac{k q^2}{2}
@@ -49,15 +62,6 @@ class HarmonicOscillator(System):
     dHdq = staticmethod(_spring_dHdq)
     dHdp = staticmethod(_spring_dHdp)
     hamiltonian = staticmethod(_spring_H)
-
-    def state_shape(self):
-        return (1, 1)
-
-    def masses(self):
-        return np.array([self.mass])
-
-    def default_state(self):
-        return np.array([[1.0]]), np.array([[0.0]])
 
     @property
     def omega(self) -> float:
@@ -88,7 +92,7 @@ def _pendulum_H(q, p, params):
     return 0.5 * p[0] * p[0] / (m * l * l) + m * g * l * (1.0 - math.cos(q[0]))
 
 
-class Pendulum(System):
+class Pendulum(_OneDegree):
     r"""Ideal plane pendulum; q is the angle from the downward vertical, p the angular momentum.
 
     .. math:: H(q, p) = \frac{p^2}{2 m l^2} + m g l\,(1 - \cos q)
@@ -114,15 +118,6 @@ class Pendulum(System):
     dHdq = staticmethod(_pendulum_dHdq)
     dHdp = staticmethod(_pendulum_dHdp)
     hamiltonian = staticmethod(_pendulum_H)
-
-    def state_shape(self):
-        return (1, 1)
-
-    def masses(self):
-        return np.array([self.mass])
-
-    def default_state(self):
-        return np.array([[1.0]]), np.array([[0.0]])
 
     def period(self, amplitude: float) -> float:
         """Exact period of a libration released from rest at angle ``amplitude`` (< pi)."""
