@@ -13,6 +13,8 @@ Examples
     hnnsim train spring.*.h5 --model hnn --steps 2000 -o spring-hnn.hnn
     hnnsim rollout spring-hnn.hnn --integrator implicit-midpoint --dt 0.05 --steps 400 --q0 0.5 --p0 0 -o ro.h5
     hnnsim analyze ro.h5 --reference truth.h5 --plot
+    hnnsim experiment two-body --quick
+    hnnsim experiment real --data real_pend_h_1.txt
     hnnsim demo
 """
 
@@ -203,8 +205,13 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 def cmd_experiment(args: argparse.Namespace) -> int:
     from .learn.experiment import run_experiment
 
+    if args.data is not None and args.task != "real":
+        raise SystemExit("hnnsim: error: --data is for `hnnsim experiment real` (the measured pendulum)")
+    if args.trajectories is not None and args.task == "real":
+        raise SystemExit("hnnsim: error: --trajectories is for the simulated tasks; `real` uses the measured file")
     run_experiment(args.task, outdir=args.outdir, seed=args.seed, steps=args.steps, hidden=args.hidden,
-                   rollouts=args.rollouts, progress=not args.quiet)
+                   rollouts=args.rollouts, progress=not args.quiet, trajectories=args.trajectories,
+                   quick=args.quick, data=args.data)
     return 0
 
 
@@ -296,12 +303,19 @@ def build_parser() -> argparse.ArgumentParser:
     a.set_defaults(func=cmd_analyze)
 
     e = sub.add_parser("experiment", help="reproduce a task of the HNN paper (Greydanus et al. 2019)")
-    e.add_argument("task", choices=["spring", "pendulum"], help="mass-spring or ideal pendulum")
+    e.add_argument("task", choices=["spring", "pendulum", "two-body", "real"],
+                   help="mass-spring, ideal pendulum, two-body, or the measured pendulum (real, needs --data)")
+    e.add_argument("--data", metavar="FILE", help="real: the Schmidt & Lipson file real_pend_h_1.txt (not shipped)")
     e.add_argument("--outdir", default="hnnsim-experiment", help="where to write files (default ./hnnsim-experiment)")
     e.add_argument("--seed", type=int, default=0, help="seed of data, split, noise and training (default 0)")
-    e.add_argument("--steps", type=int, default=2000, help="training steps (the paper: 2000)")
-    e.add_argument("--hidden", type=int, default=200, help="hidden width (the paper: 200)")
-    e.add_argument("--rollouts", type=int, default=15, help="test rollouts for the energy MSE (the paper: 15)")
+    e.add_argument("--steps", type=int, default=None,
+                   help="training steps (default the paper's: 2000; two-body 10000)")
+    e.add_argument("--hidden", type=int, default=None, help="hidden width (default the paper's 200)")
+    e.add_argument("--rollouts", type=int, default=None, help="test rollouts for the energy MSE (default 15)")
+    e.add_argument("--trajectories", type=int, default=None,
+                   help="simulated trajectories (default the paper's: 50; two-body 1000)")
+    e.add_argument("--quick", action="store_true",
+                   help="a tiny budget (40 trajectories, 300 steps, width 32, 5 rollouts) unless given explicitly")
     e.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     e.set_defaults(func=cmd_experiment)
 
