@@ -22,7 +22,7 @@ import contextlib
 import io
 import logging
 import os
-from typing import Any, List, Optional, Sequence, Tuple, Union
+from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch

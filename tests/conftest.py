@@ -24,6 +24,16 @@ import integrators  # noqa: E402
 import systems  # noqa: E402
 
 EPS = float(np.finfo(np.float64).eps)
+
+
+@pytest.fixture(autouse=True)
+def _restore_registry():
+    """Unregister the systems a test registers (the registry is process-wide)."""
+    before = set(systems.available())
+    yield
+    for name in set(systems.available()) - before:
+        systems.registry.unregister(name)
+
 INTEGRATORS: List[str] = integrators.available()
 SYSTEMS: List[str] = systems.available()
 

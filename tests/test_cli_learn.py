@@ -15,15 +15,6 @@ from hnnsim.cli import main
 SPRING = ["--param", "mass=0.5", "--param", "k=2.0"]
 
 
-@pytest.fixture(autouse=True)
-def _restore_registry():
-    """Unregister the learned systems a test registers (the registry is process-wide)."""
-    before = set(systems.available())
-    yield
-    for name in set(systems.available()) - before:
-        systems.registry.unregister(name)
-
-
 @pytest.fixture(scope="module")
 def cli_files(tmp_path_factory):
     """Four short mass-spring trajectories and a longer reference, written by `hnnsim simulate`."""

@@ -15,15 +15,6 @@ from hnnsim.cli import main
 from hnnsim.learn import experiment
 
 
-@pytest.fixture(autouse=True)
-def _restore_registry():
-    """Unregister the learned systems a test registers (the registry is process-wide)."""
-    before = set(systems.available())
-    yield
-    for name in set(systems.available()) - before:
-        systems.registry.unregister(name)
-
-
 def _check_results(res, scale_label, text):
     assert scale_label in text and "paper HNN" in text and "implicit midpoint (hnnsim)" in text
     assert set(res["models"]) == {"baseline", "hnn"}

@@ -465,7 +465,7 @@ def test_registry_rejects_duplicates(registry):
     name = registry.available()[0]
     factory = registry.factory(name)
     for spelling in (name, name.upper(), name.replace("-", "_")):
-        with pytest.raises(ValueError, match=rf"already registered.*replace=True"):
+        with pytest.raises(ValueError, match=r"already registered.*replace=True"):
             registry.register(spelling, factory)
     assert registry.factory(name) is factory
 

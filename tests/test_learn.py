@@ -17,15 +17,6 @@ from hnnsim import Simulator, h5md, learn
 SPRING = systems.HarmonicOscillator(mass=0.5, k=2.0)
 
 
-@pytest.fixture(autouse=True)
-def _restore_registry():
-    """Unregister the learned systems a test registers (the registry is process-wide)."""
-    before = set(systems.available())
-    yield
-    for name in set(systems.available()) - before:
-        systems.registry.unregister(name)
-
-
 def _simulate(path, q0, p0, steps=300, every=10, dt=0.01, system=SPRING):
     Simulator(system, integrators.Yoshida4(dt=dt), [q0], [p0]).run(steps, every=every, out=str(path), overwrite=True)
     return str(path)

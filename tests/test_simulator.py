@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import os
-import re
 import signal
 import subprocess
 import sys
@@ -18,7 +17,6 @@ import integrators
 import systems
 from hnnsim import (CallbackReporter, EnergyReporter, IncompatibleSystemError, SimulationDiverged, Simulator,
                     TrajectoryError, open_trajectory)
-from hnnsim import h5md
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
 

@@ -16,7 +16,7 @@ import pytest
 from scipy.integrate import solve_ivp
 
 import systems
-from conftest import EPS, SYSTEMS, start_state, system
+from conftest import SYSTEMS, start_state, system
 
 RNG_STATES = 6
 

@@ -9,7 +9,7 @@ and along the reference, as the HNN paper's energy MSE.
 from __future__ import annotations
 
 import os
-from typing import Any, Dict, List, Optional, Sequence
+from typing import Any, Dict, List, Optional
 
 import numpy as np
 

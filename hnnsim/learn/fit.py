@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import contextlib
 import datetime
-import os
 import time
 from dataclasses import dataclass, field
 from typing import Any, Callable, Dict, Optional, Sequence, Union
