@@ -52,6 +52,15 @@ def _floats(text: Optional[str], what: str) -> Optional[List[float]]:
         raise SystemExit(f"hnnsim: error: {what} must be numbers separated by spaces or commas, got {text!r}") from None
 
 
+def _integrator_and_state(args: argparse.Namespace, start: str):
+    """The integrator named on the command line and ``--q0``/``--p0`` (both or neither)."""
+    integrator = integrators.get(args.integrator, dt=args.dt, **_key_values(args.integrator_param, "--integrator-param"))
+    q0, p0 = _floats(args.q0, "--q0"), _floats(args.p0, "--p0")
+    if (q0 is None) != (p0 is None):
+        raise SystemExit(f"hnnsim: error: give both --q0 and --p0, or neither ({start})")
+    return integrator, q0, p0
+
+
 def cmd_simulate(args: argparse.Namespace) -> int:
     from .simulator import Simulator
 
@@ -65,10 +74,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if not args.output:
             raise SystemExit("hnnsim: error: give an output file with -o FILE.h5")
         system = systems.get(args.system, **_key_values(args.param, "--param"))
-        integrator = integrators.get(args.integrator, dt=args.dt, **_key_values(args.integrator_param, "--integrator-param"))
-        q0, p0 = _floats(args.q0, "--q0"), _floats(args.p0, "--p0")
-        if (q0 is None) != (p0 is None):
-            raise SystemExit("hnnsim: error: give both --q0 and --p0, or neither (default initial state)")
+        integrator, q0, p0 = _integrator_and_state(args, "default initial state")
         sim = Simulator(system, integrator, q0, p0)
         traj = sim.run(args.steps, args.every, out=args.output, progress=not args.quiet, overwrite=args.overwrite)
     drift = traj.energy_drift()
@@ -166,17 +172,14 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     from .simulator import Simulator
 
     system = _load_model(args.model)
-    integrator = integrators.get(args.integrator, dt=args.dt, **_key_values(args.integrator_param, "--integrator-param"))
-    q0, p0 = _floats(args.q0, "--q0"), _floats(args.p0, "--p0")
+    integrator, q0, p0 = _integrator_and_state(args, "the model's default state")
     if args.start:
-        if q0 is not None or p0 is not None:
+        if q0 is not None:
             raise SystemExit("hnnsim: error: give --start FILE or --q0/--p0, not both")
         frames = h5md.read_frames(args.start)
         if not len(frames["step"]):
             raise ValueError(f"{args.start} holds no frames")
         q0, p0 = frames["q"][0], frames["p"][0]
-    elif (q0 is None) != (p0 is None):
-        raise SystemExit("hnnsim: error: give both --q0 and --p0, or neither (the model's default state)")
     sim = Simulator(system, integrator, q0, p0)
     traj = sim.run(args.steps, args.every, out=args.output, progress=not args.quiet, overwrite=args.overwrite)
     drift = traj.energy_drift()
