@@ -17,7 +17,7 @@ import systems
 
 from . import h5md
 from .errors import ConvergenceError, SimulationDiverged, TrajectoryError
-from .reporters import H5MDReporter, ProgressReporter, Reporter
+from .reporters import H5MDReporter, ProgressReporter, Reporter, member_paths
 from .trajectory import Frames, Trajectory, _system_from
 
 #: a block holds at most this many bytes of q and p
@@ -224,7 +224,7 @@ class Simulator:
                 blocks.append(frames.compute())
         if self._file is not None:
             trajs = [Trajectory.lazy(self.system, self.integrator, self._every, p)
-                     for p in _member_paths(self._file.path, self.members)]
+                     for p in member_paths(self._file.path, self.members)]
             return trajs if self._ensemble else trajs[0]
         if not blocks:
             empty = self._frames(np.zeros(0, dtype=np.int64), np.zeros((0,) + self._q.shape), np.zeros((0,) + self._q.shape))
@@ -355,12 +355,6 @@ class Simulator:
             f"the state became non-finite at step {step} (t = {when:.6g}){who} with {type(self.integrator).__name__}"
             f"(dt={self.integrator.dt}) on {self.system!r}; {kept}. Reduce dt or check the initial state.",
             step=step, member=member)
-
-
-def _member_paths(path: str, members: int) -> List[str]:
-    from .reporters import member_paths
-
-    return member_paths(path, members)
 
 
 def _count(name: str, value: Any, minimum: int) -> int:
