@@ -48,7 +48,8 @@ def _import_deepchem():
 
 dc = _import_deepchem()
 
-from .learn.models import HNN, SeparableHNN  # noqa: E402  (after the quiet DeepChem import)
+from .learn.fit import _dtype  # noqa: E402  (after the quiet DeepChem import)
+from .learn.models import HNN, SeparableHNN  # noqa: E402
 
 PathLike = Union[str, os.PathLike]
 
@@ -104,7 +105,7 @@ class HNNModel(dc.models.TorchModel):
                  separable: bool = False, dtype: Any = "float32", seed: Optional[int] = None, **kwargs: Any):
         if int(n_dof) != n_dof or n_dof < 1:
             raise ValueError(f"n_dof must be a positive integer (the number of coordinates q), got {n_dof!r}")
-        self.dtype = _torch_dtype(dtype)
+        self.dtype = _dtype(dtype)
         generator = torch.Generator().manual_seed(int(seed)) if seed is not None else None
         cls = SeparableHNN if separable else HNN
         module = cls(int(n_dof), hidden=hidden, layers=layers, activation=activation, generator=generator).to(self.dtype)
@@ -202,15 +203,6 @@ class SeparableHNNModel(HNNModel):
                  dtype: Any = "float32", seed: Optional[int] = None, **kwargs: Any):
         super().__init__(n_dof, hidden=hidden, layers=layers, activation=activation, separable=True, dtype=dtype,
                          seed=seed, **kwargs)
-
-
-def _torch_dtype(dtype: Any) -> torch.dtype:
-    table = {"float32": torch.float32, "float64": torch.float64, torch.float32: torch.float32,
-             torch.float64: torch.float64, np.float32: torch.float32, np.float64: torch.float64}
-    try:
-        return table[dtype]
-    except (KeyError, TypeError):
-        raise ValueError(f"dtype must be 'float32' or 'float64', got {dtype!r}") from None
 
 
 # -- datasets ------------------------------------------------------------------------

@@ -50,7 +50,7 @@ def _dtype(dtype: Any) -> torch.dtype:
         return torch.float32
     if dtype in (torch.float64, "float64", np.float64, "f8", float):
         return torch.float64
-    raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype!r}")
+    raise ValueError(f"dtype must be 'float32' or 'float64' (or the torch / NumPy dtype), got {dtype!r}")
 
 
 def _loss_stats(model: _Model, x: np.ndarray, y: np.ndarray, dtype: torch.dtype) -> Dict[str, float]:
