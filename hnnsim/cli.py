@@ -30,12 +30,16 @@ import integrators
 import systems
 
 
+class UsageError(ValueError):
+    """A command line that cannot work as given (``hnnsim`` prints it and exits with status 2)."""
+
+
 def _key_values(items: Optional[Sequence[str]], what: str) -> dict:
     out = {}
     for item in items or ():
         key, sep, value = item.partition("=")
         if not sep or not key:
-            raise SystemExit(f"hnnsim: error: {what} must look like NAME=VALUE, got {item!r}")
+            raise UsageError(f"{what} must look like NAME=VALUE, got {item!r}")
         try:
             out[key] = json.loads(value)
         except json.JSONDecodeError:
@@ -49,7 +53,7 @@ def _floats(text: Optional[str], what: str) -> Optional[List[float]]:
     try:
         return [float(x) for x in text.replace(",", " ").split()]
     except ValueError:
-        raise SystemExit(f"hnnsim: error: {what} must be numbers separated by spaces or commas, got {text!r}") from None
+        raise UsageError(f"{what} must be numbers separated by spaces or commas, got {text!r}") from None
 
 
 def _integrator_and_state(args: argparse.Namespace, start: str):
@@ -57,7 +61,7 @@ def _integrator_and_state(args: argparse.Namespace, start: str):
     integrator = integrators.get(args.integrator, dt=args.dt, **_key_values(args.integrator_param, "--integrator-param"))
     q0, p0 = _floats(args.q0, "--q0"), _floats(args.p0, "--p0")
     if (q0 is None) != (p0 is None):
-        raise SystemExit(f"hnnsim: error: give both --q0 and --p0, or neither ({start})")
+        raise UsageError(f"give both --q0 and --p0, or neither ({start})")
     return integrator, q0, p0
 
 
@@ -70,9 +74,9 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         traj = sim.run(args.steps, progress=not args.quiet)
     else:
         if not args.system:
-            raise SystemExit("hnnsim: error: name a system (see `hnnsim list`) or pass --resume FILE")
+            raise UsageError("name a system (see `hnnsim list`) or pass --resume FILE")
         if not args.output:
-            raise SystemExit("hnnsim: error: give an output file with -o FILE.h5")
+            raise UsageError("give an output file with -o FILE.h5")
         system = systems.get(args.system, **_key_values(args.param, "--param"))
         integrator, q0, p0 = _integrator_and_state(args, "default initial state")
         sim = Simulator(system, integrator, q0, p0)
@@ -142,7 +146,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from . import learn
 
     if args.model == "baseline":
-        raise SystemExit("hnnsim: error: the baseline predicts dx/dt directly and has no Hamiltonian, so it cannot be "
+        raise UsageError("the baseline predicts dx/dt directly and has no Hamiltonian, so it cannot be "
                          "saved as a learned system to roll out with hnnsim's integrators; train --model hnn or "
                          "--model separable (`hnnsim demo` compares both with the baseline)")
     if os.path.exists(args.output) and not args.overwrite:
@@ -175,7 +179,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     integrator, q0, p0 = _integrator_and_state(args, "the model's default state")
     if args.start:
         if q0 is not None:
-            raise SystemExit("hnnsim: error: give --start FILE or --q0/--p0, not both")
+            raise UsageError("give --start FILE or --q0/--p0, not both")
         frames = h5md.read_frames(args.start)
         if not len(frames["step"]):
             raise ValueError(f"{args.start} holds no frames")
@@ -209,9 +213,9 @@ def cmd_experiment(args: argparse.Namespace) -> int:
     from .learn.experiment import run_experiment
 
     if args.data is not None and args.task != "real":
-        raise SystemExit("hnnsim: error: --data is for `hnnsim experiment real` (the measured pendulum)")
+        raise UsageError("--data is for `hnnsim experiment real` (the measured pendulum)")
     if args.trajectories is not None and args.task == "real":
-        raise SystemExit("hnnsim: error: --trajectories is for the simulated tasks; `real` uses the measured file")
+        raise UsageError("--trajectories is for the simulated tasks; `real` uses the measured file")
     run_experiment(args.task, outdir=args.outdir, seed=args.seed, steps=args.steps, hidden=args.hidden,
                    rollouts=args.rollouts, progress=not args.quiet, trajectories=args.trajectories,
                    quick=args.quick, data=args.data)

@@ -59,6 +59,10 @@ def test_errors_exit_2_with_a_message(tmp_path, capsys):
     (tmp_path / "notes.h5").write_text("not hdf5")
     assert main(["info", str(tmp_path / "notes.h5")]) == 2
     assert "not a readable HDF5 file" in capsys.readouterr().err
+    assert main(["simulate", "pendulum", "--steps", "10", "-q"]) == 2
+    assert "give an output file with -o FILE.h5" in capsys.readouterr().err
+    assert main(["simulate", "pendulum", "--steps", "10", "--q0", "1.0", "-o", out]) == 2
+    assert "give both --q0 and --p0" in capsys.readouterr().err
     assert main(["simulate", "pendulum", "--steps", "10", "-o", out, "-q"]) == 0
     assert main(["simulate", "pendulum", "--steps", "10", "-o", out, "-q"]) == 2
     assert "already exists" in capsys.readouterr().err
