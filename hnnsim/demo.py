@@ -30,6 +30,7 @@ import numpy as np
 import integrators
 import systems
 
+from .learn.experiment import ring_states, simulate_state
 from .simulator import Simulator
 from .trajectory import Trajectory, open_trajectory
 
@@ -63,27 +64,13 @@ _FULL = dict(trajectories=50, hidden=200, steps=2000, sep_hidden=100, sep_steps=
 _QUICK = dict(trajectories=6, hidden=32, steps=150, sep_hidden=16, sep_steps=150, horizon=5.0, rollouts=2)
 
 
-def _spring_states(n: int, rng: np.random.Generator, rmin: float = 0.1, rmax: float = 1.0):
-    """``n`` initial states on circles of radius U[rmin, rmax] in the (q, p) plane, random direction."""
-    theta = rng.uniform(0.0, 2.0 * np.pi, n)
-    r = rng.uniform(rmin, rmax, n)
-    return (r * np.cos(theta))[:, None], (r * np.sin(theta))[:, None]
-
-
-def _simulate_each(system, integrator, X0: np.ndarray, steps: int, every: int, out: str) -> List[Trajectory]:
-    """One run (and file ``out.format(i)``) per initial state ``X0[i] = [q, p]``.
+def _simulate_each(system, integrator, X0: np.ndarray, steps: int, every: int, out: str) -> np.ndarray:
+    """One run (and file ``out.format(i)``) per initial state ``X0[i] = [q, p]``; states ``[F, B, 2n]``.
 
     Members run one at a time rather than as one ensemble: the demo's runs are short, and the
     serial kernel compiles in about a third of the time of the parallel one."""
-    n = X0.shape[1] // 2
-    return [Simulator(system, integrator, x[:n], x[n:]).run(steps, every=every, out=out.format(i), overwrite=True)
-            for i, x in enumerate(X0)]
-
-
-def _stack(trajs, n: int) -> np.ndarray:
-    """``[F, B, 2n]`` states of a list of B trajectories (or one)."""
-    trajs = trajs if isinstance(trajs, list) else [trajs]
-    return np.stack([np.concatenate([t.q.reshape(len(t), n), t.p.reshape(len(t), n)], axis=1) for t in trajs], axis=1)
+    return np.stack([simulate_state(system, integrator, x0, steps, every, out=out.format(i))
+                     for i, x0 in enumerate(X0)], axis=1)
 
 
 def run_demo(outdir: str = "hnnsim-demo", quick: bool = False, seed: int = 0) -> int:
@@ -104,10 +91,10 @@ def run_demo(outdir: str = "hnnsim-demo", quick: bool = False, seed: int = 0) ->
 
     # 1. training data from hnnsim's own simulator: t in [0, 3], a frame every 0.1
     B = cfg["trajectories"]
-    q0, p0 = _spring_states(B, rng)
     t = time.perf_counter()
-    paths = [t.path for t in _simulate_each(spring, integrators.Yoshida4(dt=0.01), np.hstack([q0, p0]), 300, 10,
-                                             os.path.join(outdir, "data", "spring.{}.h5"))]
+    pattern = os.path.join(outdir, "data", "spring.{}.h5")
+    _simulate_each(spring, integrators.Yoshida4(dt=0.01), ring_states(rng, B, (0.1, 1.0)), 300, 10, pattern)
+    paths = [pattern.format(i) for i in range(B)]
     print(f"1. simulated {B} mass-spring trajectories (H = q^2 + p^2, Yoshida-4, dt = 0.01, t in [0, 3], "
           f"31 frames each) -> {outdir}/data/spring.*.h5  [{time.perf_counter() - t:.1f} s]")
 
@@ -140,15 +127,14 @@ def run_demo(outdir: str = "hnnsim-demo", quick: bool = False, seed: int = 0) ->
     horizon = cfg["horizon"]
     frames_t = np.linspace(0.0, horizon, int(round(horizon / 0.1)) + 1)
     t = time.perf_counter()
-    truth = _simulate_each(spring, integrators.Yoshida4(dt=0.01), X0, int(round(horizon / 0.01)), 10,
-                           os.path.join(outdir, "truth.{}.h5"))
-    runs = {"truth": _stack(truth, 1)}
+    runs = {"truth": _simulate_each(spring, integrators.Yoshida4(dt=0.01), X0, int(round(horizon / 0.01)), 10,
+                                    os.path.join(outdir, "truth.{}.h5"))}
     dt = 0.05
     hsteps = int(round(horizon / dt))
-    runs["hnn"] = _stack(_simulate_each(hnn, integrators.ImplicitMidpoint(dt=dt), X0, hsteps, 2,
-                                        os.path.join(outdir, "rollout-hnn.{}.h5")), 1)
-    runs["separable"] = _stack(_simulate_each(sep, integrators.Leapfrog(dt=dt), X0, hsteps, 2,
-                                              os.path.join(outdir, "rollout-separable.{}.h5")), 1)
+    runs["hnn"] = _simulate_each(hnn, integrators.ImplicitMidpoint(dt=dt), X0, hsteps, 2,
+                                 os.path.join(outdir, "rollout-hnn.{}.h5"))
+    runs["separable"] = _simulate_each(sep, integrators.Leapfrog(dt=dt), X0, hsteps, 2,
+                                       os.path.join(outdir, "rollout-separable.{}.h5"))
     runs["baseline"] = fits["baseline"].rollout(X0, frames_t, method="RK45", rtol=1e-9, atol=1e-9)
     runs["hnn-rk45"] = fits["hnn"].rollout(X0, frames_t, method="RK45", rtol=1e-9, atol=1e-9)
     print(f"4. rolled out {R} test states to t = {horizon:g}: truth (Yoshida-4), HNN (implicit midpoint, dt = {dt}), "

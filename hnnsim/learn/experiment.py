@@ -83,7 +83,8 @@ REAL_DATA_HELP = ("the real-pendulum task needs the Schmidt & Lipson measured-pe
                   "hnnsim.learn.experiment.write_synthetic_pendulum)")
 
 
-def _states(rng: np.random.Generator, n: int, radius) -> np.ndarray:
+def ring_states(rng: np.random.Generator, n: int, radius) -> np.ndarray:
+    """``n`` states ``[q, p]`` (shape ``[n, 2]``) at a random angle and a radius ~ U[radius]."""
     theta = rng.uniform(0.0, 2.0 * np.pi, n)
     r = rng.uniform(radius[0], radius[1], n)
     return np.stack([r * np.cos(theta), r * np.sin(theta)], axis=1)
@@ -96,7 +97,7 @@ def _two_body_states(rng: np.random.Generator, n: int, radius, orbit_noise: floa
     origin; velocities of the circular orbit (speed 1/(2 sqrt r) for G = m = 1, separation
     2r), perpendicular to the radius, scaled by (1 + orbit_noise N(0, 1)); body 2 mirrored.
     """
-    x = _states(rng, n, radius)  # body 1
+    x = ring_states(rng, n, radius)  # body 1
     r = np.linalg.norm(x, axis=1, keepdims=True)
     v = np.stack([-x[:, 1], x[:, 0]], axis=1) / r * (0.5 / np.sqrt(r))
     v = v * (1.0 + orbit_noise * rng.standard_normal((n, 1)))
@@ -106,11 +107,12 @@ def _two_body_states(rng: np.random.Generator, n: int, radius, orbit_noise: floa
 def _initial_states(cfg: Dict[str, Any], rng: np.random.Generator, n: int) -> np.ndarray:
     if "orbit_noise" in cfg:
         return _two_body_states(rng, n, cfg["radius"], cfg["orbit_noise"])
-    return _states(rng, n, cfg["radius"])
+    return ring_states(rng, n, cfg["radius"])
 
 
-def _run(system, integrator, x0: np.ndarray, steps: int, every: int, out: str | None = None) -> np.ndarray:
-    """Simulate from the flat state ``x0`` = [q..., p...]; the frames as ``[F, 2n]``."""
+def simulate_state(system, integrator, x0: np.ndarray, steps: int, every: int, out: str | None = None) -> np.ndarray:
+    """Simulate from the flat state ``x0`` = [q..., p...] (to the file ``out`` if given); the
+    frames as ``[F, 2n]``."""
     n = x0.shape[0] // 2
     shape = tuple(system.state_shape())
     traj = Simulator(system, integrator, x0[:n].reshape(shape), x0[n:].reshape(shape)).run(
@@ -214,7 +216,7 @@ def run_experiment(task: str, outdir: str = "hnnsim-experiment", seed: int = 0, 
     paths = []
     for i, x0 in enumerate(_initial_states(cfg, rng, n_traj)):
         path = os.path.join(folder, "data", f"{task}.{i}.h5")
-        _run(truth, integrators.Yoshida4(dt=h / sub), x0, sub * (cfg["points"] - 1), sub, out=path)
+        simulate_state(truth, integrators.Yoshida4(dt=h / sub), x0, sub * (cfg["points"] - 1), sub, out=path)
         paths.append(path)
     data_set = _data.load(paths, noise=cfg["noise"], test_fraction=cfg["test_fraction"], seed=seed)
     print(f"{cfg['title']}: {len(paths)} trajectories of {cfg['points']} points in [0, {cfg['t_end']:g}] "
@@ -231,11 +233,11 @@ def run_experiment(task: str, outdir: str = "hnnsim-experiment", seed: int = 0, 
     X0 = _initial_states(cfg, rng, rollouts)
     t_eval = np.linspace(0.0, t_end, points)
     he = t_eval[1]
-    true_x = np.stack([_run(truth, integrators.Yoshida4(dt=he / 20), x0, 20 * (points - 1), 20) for x0 in X0], axis=1)
+    true_x = np.stack([simulate_state(truth, integrators.Yoshida4(dt=he / 20), x0, 20 * (points - 1), 20) for x0 in X0], axis=1)
     t_roll = time.perf_counter()
     runs = {"baseline-rk45": _rollout(fits["baseline"].model, X0, t_eval, method="RK45", rtol=1e-9, atol=1e-9),
             "hnn-rk45": _rollout(fits["hnn"].model, X0, t_eval, method="RK45", rtol=1e-9, atol=1e-9),
-            "hnn-midpoint": np.stack([_run(learned, integrators.ImplicitMidpoint(dt=he / 4), x0, 4 * (points - 1), 4)
+            "hnn-midpoint": np.stack([simulate_state(learned, integrators.ImplicitMidpoint(dt=he / 4), x0, 4 * (points - 1), 4)
                                       for x0 in X0], axis=1)}
     t_roll = time.perf_counter() - t_roll
     results: Dict[str, Any] = {"task": task, "seed": seed, "steps": steps, "hidden": hidden, "quick": bool(quick),
@@ -312,7 +314,7 @@ def run_real(data: Optional[str], outdir: str = "hnnsim-experiment", seed: int =
     # implicit midpoint, 4 steps per (median) sampling interval; frames interpolated onto the measured times
     h = float(np.median(np.diff(t_eval)))
     nsteps = int(np.ceil((t_eval[-1] - t_eval[0]) / h))
-    mid = _run(learned, integrators.ImplicitMidpoint(dt=h / 4), x0[0], 4 * nsteps, 4)
+    mid = simulate_state(learned, integrators.ImplicitMidpoint(dt=h / 4), x0[0], 4 * nsteps, 4)
     t_mid = t_eval[0] + h * np.arange(mid.shape[0])
     runs["hnn-midpoint"] = np.stack([np.interp(t_eval, t_mid, mid[:, k]) for k in range(2)], axis=1)[:, None, :]
     t_roll = time.perf_counter() - t_roll
