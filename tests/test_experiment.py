@@ -39,7 +39,7 @@ def test_two_body_initial_states_are_the_papers():
     np.testing.assert_allclose(np.linalg.norm(p[:, 0], axis=1), 0.5 / np.sqrt(r))  # circular speed
     # without orbit noise the orbit is circular: the separation stays 2 r
     tb = systems.get("two-body")
-    traj = experiment._run(tb, integrators.Yoshida4(dt=0.01), x[0], 500, 50)
+    traj = experiment.simulate_state(tb, integrators.Yoshida4(dt=0.01), x[0], 500, 50)
     sep = np.linalg.norm(traj[:, 0:2] - traj[:, 2:4], axis=1)
     np.testing.assert_allclose(sep, 2 * r[0], rtol=1e-8)
     # with the paper's 5% noise: near-circular, bound
