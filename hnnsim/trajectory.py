@@ -185,23 +185,33 @@ class Trajectory:
                 f"steps {int(self.step[0]) if len(self) else 0}..{int(self.step[-1]) if len(self) else 0}{where})")
 
     def energy_drift(self) -> Dict[str, float]:
-        """Energy error along the trajectory, relative to the first frame.
-
-        Returns
-        -------
-        dict
-            ``max_abs`` max |H - H0|; ``max_rel`` the same over max(|H0|, tiny);
-            ``slope`` least-squares slope of H - H0 against t (secular drift per unit time);
-            ``final`` H(t_end) - H0. For ensembles, the worst member.
-        """
+        """Energy error along the trajectory, relative to the first frame (:func:`energy_drift`)."""
         if len(self) == 0:
             raise ValueError("empty trajectory")
-        H = self.energy.reshape(len(self), -1)
-        dH = H - H[:1]
-        scale = np.maximum(np.abs(H[0]), np.finfo(float).tiny)
-        slope = np.polyfit(self.t, dH, 1)[0] if len(self) > 1 else np.zeros(H.shape[1])
-        return {"max_abs": float(np.max(np.abs(dH))), "max_rel": float(np.max(np.abs(dH) / scale)),
-                "slope": float(slope[np.argmax(np.abs(slope))]), "final": float(dH[-1, np.argmax(np.abs(dH[-1]))])}
+        return energy_drift(self.t, self.energy)
+
+
+def energy_drift(t: np.ndarray, H: np.ndarray) -> Dict[str, float]:
+    """Energy error of a series ``H`` (``[F]``, or ``[F, B]`` for an ensemble) at times ``t`` ``[F]``.
+
+    Returns
+    -------
+    dict
+        ``H0`` the first value (of member 0); ``max_abs`` max |H - H0|; ``max_rel`` the same
+        over max(|H0|, tiny); ``slope`` least-squares slope of H - H0 against t (secular drift
+        per unit time); ``final`` H(t_end) - H0. For ensembles, the worst member. All NaN when
+        the series is empty or not finite.
+    """
+    H = np.asarray(H, dtype=np.float64)
+    if H.size == 0 or not np.all(np.isfinite(H)):
+        nan = float("nan")
+        return {"H0": nan, "max_abs": nan, "max_rel": nan, "slope": nan, "final": nan}
+    H = H.reshape(H.shape[0], -1)
+    dH = H - H[:1]
+    scale = np.maximum(np.abs(H[0]), np.finfo(float).tiny)
+    slope = np.polyfit(np.asarray(t, dtype=np.float64), dH, 1)[0] if H.shape[0] > 1 else np.zeros(H.shape[1])
+    return {"H0": float(H[0, 0]), "max_abs": float(np.max(np.abs(dH))), "max_rel": float(np.max(np.abs(dH) / scale)),
+            "slope": float(slope[np.argmax(np.abs(slope))]), "final": float(dH[-1, np.argmax(np.abs(dH[-1]))])}
 
 
 def open_trajectory(path: str | os.PathLike) -> Trajectory:

@@ -14,20 +14,7 @@ from typing import Any, Dict, List, Optional
 import numpy as np
 
 from .. import h5md
-
-
-def energy_drift(t: np.ndarray, H: np.ndarray) -> Dict[str, float]:
-    """``max_abs`` max |H - H0|, ``max_rel`` over |H0|, ``slope`` (least squares, per unit
-    time), ``final`` H(t_end) - H0."""
-    H = np.asarray(H, dtype=np.float64)
-    if H.size == 0 or not np.all(np.isfinite(H)):
-        nan = float("nan")
-        return {"H0": nan, "max_abs": nan, "max_rel": nan, "slope": nan, "final": nan}
-    dH = H - H[0]
-    slope = float(np.polyfit(t, dH, 1)[0]) if H.size > 1 else 0.0
-    return {"H0": float(H[0]), "max_abs": float(np.max(np.abs(dH))),
-            "max_rel": float(np.max(np.abs(dH)) / max(abs(H[0]), np.finfo(float).tiny)), "slope": slope,
-            "final": float(dH[-1])}
+from ..trajectory import energy_drift
 
 
 def _true_system(info: h5md.RunInfo):
