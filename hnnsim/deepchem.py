@@ -238,31 +238,23 @@ def dataset_to_trajectory(dataset: Any, path: PathLike, time: Any, *, shape: Opt
     ``time`` ``[M]`` strictly increasing. ``y`` becomes velocity (dq/dt) and force (dp/dt);
     without ``y`` they are NaN and :func:`hnnsim.learn.load` differentiates the states.
     """
-    from . import h5md
     from .learn.pendulum_data import write_measured_h5md
 
     X = _as_array(dataset).astype(np.float64)
     if X.ndim != 2 or X.shape[1] % 2:
         raise ValueError(f"X must be [M, 2n] states [q..., p...], got {X.shape}")
     n = X.shape[1] // 2
-    out = write_measured_h5md(path, np.asarray(time, dtype=np.float64), X[:, :n], X[:, n:], shape=shape,
-                              system=system, extra={"source": "hnnsim.deepchem.dataset_to_trajectory"},
-                              overwrite=overwrite)
     y = getattr(dataset, "y", None)
     if y is not None and np.shape(y) != X.shape:
         if np.ndim(y) == 2 and np.shape(y)[1] == 1 and not np.any(y):
             y = None  # DeepChem's placeholder for "no labels": zeros [M, 1]
         else:
             raise ValueError(f"y must be dx/dt with the shape of X {X.shape}, got {np.shape(y)}")
-    if y is not None:
-        y = np.asarray(y, dtype=np.float64)
-        n_part, d = (tuple(shape) if shape is not None else (n, 1))
-        with h5md.h5py.File(out, "r+") as f:
-            traj = f["particles/trajectory"]
-            traj["velocity/value"][:, :, :d] = y[:, :n].reshape(-1, n_part, d)
-            traj["force/value"][:, :, :d] = y[:, n:].reshape(-1, n_part, d)
-            f["parameters/hnnsim"].attrs["extra"] = '{"derivatives": "exact", "source": "hnnsim.deepchem"}'
-    return out
+    y = None if y is None else np.asarray(y, dtype=np.float64)
+    return write_measured_h5md(path, np.asarray(time, dtype=np.float64), X[:, :n], X[:, n:], shape=shape,
+                               system=system, extra={"source": "hnnsim.deepchem.dataset_to_trajectory"},
+                               overwrite=overwrite, dqdt=None if y is None else y[:, :n],
+                               dpdt=None if y is None else y[:, n:])
 
 
 __all__ = ["HNNModel", "SeparableHNNModel", "dataset_to_trajectory", "trajectories_to_dataset",

@@ -112,12 +112,14 @@ def read_schmidt_lipson(path: str | os.PathLike) -> MeasuredTrajectory:
 
 def write_measured_h5md(out: str | os.PathLike, time: np.ndarray, q: np.ndarray, p: np.ndarray, *,
                         shape: Optional[tuple] = None, system: Optional[dict] = None, extra: Optional[dict] = None,
-                        overwrite: bool = False) -> str:
-    """Write measured states (no derivatives) as an hnnsim H5MD trajectory.
+                        overwrite: bool = False, dqdt: Optional[np.ndarray] = None,
+                        dpdt: Optional[np.ndarray] = None) -> str:
+    """Write measured states as an hnnsim H5MD trajectory.
 
     ``time`` ``[F]`` (strictly increasing), ``q``, ``p`` ``[F, ndof]``. Steps are the frame
     times in units of the median spacing when that is exact (even sampling), else the frame
-    index; velocity, force and energy are NaN.
+    index. Energy is NaN; velocity and force are ``dqdt`` and ``dpdt`` when both are given
+    (``[F, ndof]``), else NaN (``extra["derivatives"] = "none"``).
     """
     time = np.asarray(time, dtype=np.float64)
     F = time.shape[0]
@@ -134,10 +136,14 @@ def write_measured_h5md(out: str | os.PathLike, time: np.ndarray, q: np.ndarray,
     info = h5md.RunInfo(system=system or {"name": "measured", "parameters": {}},
                         integrator={"name": "measured", "parameters": {}}, shape=shape, every=1, t0=float(time[0]),
                         dt=dt, n_aux=0, separable=False, masses=None,
-                        extra={"derivatives": "none", **(extra or {})})
+                        extra={"derivatives": "none" if dqdt is None else "exact", **(extra or {})})
+    if (dqdt is None) != (dpdt is None):
+        raise ValueError("give both dqdt and dpdt, or neither")
     nan = np.full((F, n), np.nan)
+    velocity = nan if dqdt is None else np.asarray(dqdt, dtype=np.float64).reshape(F, n)
+    force = nan if dpdt is None else np.asarray(dpdt, dtype=np.float64).reshape(F, n)
     with h5md.H5MDWriter(out, info, mode="w", overwrite=overwrite) as w:
-        w.append(steps, time, q, p, nan, nan, np.full(F, np.nan))
+        w.append(steps, time, q, p, velocity, force, np.full(F, np.nan))
     return os.fspath(out)
 
 
