@@ -146,9 +146,7 @@ class Simulator:
             w.checkpoint(self.step, self._q[b], self._p[b], self._aux[b])
 
     def _check_continues(self, writer: h5md.H5MDWriter) -> None:
-        info = writer.info
-        if info.every != self._every:
-            raise ValueError(f"{writer.path} records every {info.every} steps; continue it with every={info.every}")
+        info = writer.info  # the report interval was checked by irun against the file's
         if info.integrator != integrators.describe(self.integrator) or info.system != self.system.describe():
             raise ValueError(f"{writer.path} was written by another system or integrator; write to a new file")
         if writer.last_step() > self.step:
