@@ -73,3 +73,22 @@ def test_list_and_module_entry_point():
     for name in systems.available() + integrators.available():
         assert name in res.stdout
     assert "double-pendulum" in res.stdout and "non-separable" in res.stdout
+
+
+def test_simulate_defaults_pinned(tmp_path):
+    """Options left out take the documented defaults: leapfrog, dt 0.01, a frame every step,
+    the system's default initial state (every default that changes what is written)."""
+    out = str(tmp_path / "defaults.h5")
+    assert main(["simulate", "pendulum", "--steps", "50", "-o", out, "-q"]) == 0
+    traj = open_trajectory(out)
+    assert traj.integrator == integrators.Leapfrog(dt=0.01)
+    assert traj.system == systems.Pendulum()
+    np.testing.assert_array_equal(traj.step, np.arange(51))
+    q0, p0 = systems.Pendulum().default_state()
+    np.testing.assert_array_equal(traj.q[0], q0)
+    np.testing.assert_array_equal(traj.p[0], p0)
+    ref = Simulator(systems.Pendulum(), integrators.Leapfrog(dt=0.01), q0, p0).run(50, every=1)
+    np.testing.assert_array_equal(traj.q, ref.q)
+    # resume keeps the file's interval when --every is left out
+    assert main(["simulate", "--resume", out, "--steps", "7", "-q"]) == 0
+    np.testing.assert_array_equal(open_trajectory(out).step, np.arange(58))

@@ -126,3 +126,29 @@ def test_experiment_spring_tiny_budget(tmp_path, capsys):
     assert set(res["energy"]) == {"baseline-rk45", "hnn-rk45", "hnn-midpoint"}
     assert res["n_train"] == res["n_test"] == 25 * 30
     assert (tmp_path / "spring" / "results.md").exists() and (tmp_path / "spring" / "spring-hnn.hnn").exists()
+
+
+def test_train_and_rollout_defaults_pinned(cli_files, capsys):
+    """`train` and `rollout` with their defaults left out: an HNN of two tanh hidden layers,
+    named after the file; a rollout with implicit midpoint, dt 0.05, every step recorded,
+    from the model's default state."""
+    d, files, _ = cli_files
+    model = str(d / "defaults-model.hnn")
+    assert main(["train", *files, "--hidden", "8", "--steps", "3", "-o", model, "-q"]) == 0
+    system = systems.load(model, register=False)
+    assert system.name == "defaults-model" and not system.separable
+    assert system.activation == "tanh" and system.sizes == {"H": (2, 8, 8, 1)}
+    training = system.metadata["training"]
+    assert training["steps"] == 3 and training["seed"] == 0
+    assert (training["lr"], training["weight_decay"], training["batch_size"], training["dtype"]) == \
+        (1e-3, 1e-4, None, "float32")
+    ro = str(d / "defaults-rollout.h5")
+    assert main(["rollout", model, "--steps", "20", "-o", ro, "-q"]) == 0
+    capsys.readouterr()
+    frames = h5md.read_frames(ro)
+    info = frames["info"]
+    assert info.integrator["name"] == "implicit-midpoint" and info.dt == 0.05 and info.every == 1
+    np.testing.assert_array_equal(frames["step"], np.arange(21))
+    q0, p0 = system.default_state()
+    np.testing.assert_array_equal(frames["q"][0], q0)
+    np.testing.assert_array_equal(frames["p"][0], p0)

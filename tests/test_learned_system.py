@@ -650,3 +650,31 @@ def test_float32_weights_are_converted_exactly():
     sys_ = LearnedSystem("f32", (1, 1), {"H": layers})
     assert sys_.networks["H"][0][0].dtype == np.float64
     assert np.array_equal(sys_.networks["H"][0][0], layers[0][0].astype(np.float64))
+
+
+def test_every_array_enters_the_model_hash(tmp_path):
+    """Two models that differ in one array only (a weight, a bias, the default state, the
+    masses) have different hashes, and changing any one stored array of a saved file, then
+    rewriting it as a valid zip, is refused by the hash."""
+    kwargs = dict(shape=(2, 1), name="hash-test", default_state=([[0.1], [0.2]], [[0.3], [-0.4]]),
+                  masses=[1.0, 2.5])
+    base, _ = build("hamiltonian", **kwargs)
+    same, _ = build("hamiltonian", **kwargs)
+    assert same.model_hash == base.model_hash
+    for change in ({"default_state": ([[0.1], [0.2]], [[0.3], [-0.5]])},
+                   {"default_state": ([[0.1], [0.25]], [[0.3], [-0.4]])},
+                   {"masses": [1.0, 2.0]}):
+        other, _ = build("hamiltonian", **{**kwargs, **change})
+        assert other.model_hash != base.model_hash, f"{change} does not change the hash"
+    path = tmp_path / "model.hnn"
+    base.save(path)
+    with np.load(path, allow_pickle=False) as f:
+        names = [k for k in f.files if k != "header"]
+    assert {"default_state.q", "default_state.p", "masses", "H.0.weight", "H.2.bias"} <= set(names)
+    for name in names:
+        def change(arrays, name=name):
+            a = arrays[name].copy()
+            a.flat[-1] += 0.125
+            arrays[name] = a
+        with pytest.raises(ModelFileError, match=r"hash mismatch"):
+            LearnedSystem.load(rewrite(path, tmp_path / f"{name}.hnn", change))

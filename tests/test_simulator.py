@@ -294,3 +294,37 @@ def test_ctrl_c_stops_cleanly(tmp_path):
     assert traj.checkpoint["step"] >= int(traj.step[-1])
     if last is not None:
         assert int(traj.step[-1]) == last
+
+
+# -- the writer's own contract ----------------------------------------------------
+
+def test_writer_reopen_keeps_frames_up_to_the_checkpoint(tmp_path):
+    """Reopening a file to continue it (``H5MDWriter(mode="a")``) keeps every frame at or
+    before the checkpoint, whether the checkpoint sits on a frame or between two, and cuts
+    exactly the frames written after it (a run killed between a block and its checkpoint)."""
+    from hnnsim import h5md
+
+    on = str(tmp_path / "on.h5")
+    pendulum_sim().run(1000, every=10, out=on)  # checkpoint at step 1000, a frame
+    before = h5md.read_frames(on)
+    with h5md.H5MDWriter(on, mode="a") as w:
+        assert (w.n_frames, w.last_step()) == (101, 1000)
+    after = h5md.read_frames(on)
+    assert after["checkpoint"]["step"] == 1000
+    for key in ("step", "time", "q", "p", "energy"):
+        np.testing.assert_array_equal(after[key], before[key])
+
+    between = str(tmp_path / "between.h5")
+    pendulum_sim().run(1005, every=10, out=between)  # checkpoint at 1005, last frame 1000
+    with h5md.H5MDWriter(between, mode="a") as w:
+        assert (w.n_frames, w.last_step()) == (101, 1000)
+
+    # frames past the checkpoint (their checkpoint never came) are cut on reopen
+    with h5md.H5MDWriter(on, mode="a") as w:
+        one = np.ones((2, 1))
+        w.append(np.array([1010, 1020]), np.array([10.1, 10.2]), one, one, one, one, np.ones(2), np.ones(2), np.ones(2))
+        assert (w.n_frames, w.last_step()) == (103, 1020)
+    assert h5md.read_frames(on)["step"][-1] == 1020
+    with h5md.H5MDWriter(on, mode="a") as w:
+        assert (w.n_frames, w.last_step()) == (101, 1000)
+    np.testing.assert_array_equal(h5md.read_frames(on)["q"], before["q"])

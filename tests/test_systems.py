@@ -71,11 +71,30 @@ def test_parameters_reach_the_kernel_array(sname):
 
 # -- gradients --------------------------------------------------------------------
 
+def non_unit_parameters(sname, seed=0):
+    """The system with every parameter drawn from [0.35, 2.6] x its default (never near 1,
+    never near another parameter's value): a gradient that drops a factor or uses one
+    parameter for another is wrong here even where the defaults (mostly 1) hide it."""
+    base = system(sname)
+    rng = np.random.default_rng([seed, sum(map(ord, sname))])
+    values = {}
+    for key, default in base.parameters.items():
+        factor = rng.uniform(0.35, 2.6)
+        while abs(factor - 1.0) < 0.1 or any(abs(factor * default - v) < 0.05 for v in values.values()):
+            factor = rng.uniform(0.35, 2.6)
+        values[key] = factor * default
+    return systems.get(sname, **values)
+
+
+@pytest.mark.parametrize("params", ["default", "non-unit"])
 @pytest.mark.parametrize("sname", SYSTEMS)
-def test_gradients_match_finite_differences_of_energy(sname):
+def test_gradients_match_finite_differences_of_energy(sname, params):
     """dH/dq, dH/dp against central differences of ``energy`` with step h = 1e-6 (scaled):
-    truncation ~ h^2 |H'''| and round-off ~ EPS |H| / h ~ 1e-10, so 1e-6 relative is safe."""
-    sys_ = system(sname)
+    truncation ~ h^2 |H'''| and round-off ~ EPS |H| / h ~ 1e-10, so 1e-6 relative is safe.
+    Run at the defaults and at random non-unit values of every parameter."""
+    sys_ = system(sname) if params == "default" else non_unit_parameters(sname)
+    if params == "non-unit" and not sys_.parameters:
+        pytest.skip(f"{sname} has no parameters")
     Q, P = random_states(sname)
     gq, gp = sys_.gradients(Q, P)
     n = sys_.ndof
@@ -91,7 +110,7 @@ def test_gradients_match_finite_differences_of_energy(sname):
             fd[:, j] = (Ep - Em) / (2 * h)
         scale = np.maximum(1.0, np.max(np.abs(grad), axis=1, keepdims=True))
         err = np.max(np.abs(grad - fd) / scale)
-        assert err < 1e-6, f"{sname} dH/d{which}: {err:.2e}"
+        assert err < 1e-6, f"{sname} dH/d{which} at {sys_.parameters}: {err:.2e}"
 
 
 @pytest.mark.parametrize("sname", SYSTEMS)
