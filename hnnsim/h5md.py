@@ -36,6 +36,7 @@ from typing import Any, Dict, Optional
 import h5py
 import numpy as np
 
+from . import crashpoints
 from .errors import TrajectoryError
 
 FORMAT = "hnnsim-h5md"
@@ -222,6 +223,7 @@ class H5MDWriter:
         dp = _padded(d)
         start = self.n_frames
         end = start + F
+        crashpoints.reached("append:start")
         for name, data in zip(ELEMENTS, (q, velocity, p, force)):
             ds = self._values[name]
             ds.resize(end, axis=0)
@@ -232,27 +234,35 @@ class H5MDWriter:
         for name, ds in self._obs.items():
             ds.resize(end, axis=0)
             ds[start:end] = series[name]
+        crashpoints.reached("append:values")
         self._file.flush()
+        crashpoints.reached("append:values-flushed")
         self._time.resize(end, axis=0)
         self._time[start:end] = time
         self._step.resize(end, axis=0)
         self._step[start:end] = step
+        crashpoints.reached("append:series")
         self._file.flush()
+        crashpoints.reached("append:series-flushed")
         self._n, self._last = end, int(step[-1])
 
     def checkpoint(self, step: int, q: np.ndarray, p: np.ndarray, aux: np.ndarray) -> None:
         """Store the state after global step ``step`` (flat ``[N*D]`` q, p; ``[n_aux, N*D]`` aux)."""
         slot = 0 if self._slot != 0 else 1
+        crashpoints.reached("checkpoint:start")
         self._ck["q"][slot] = q
         self._ck["p"][slot] = p
         if self.info.n_aux:
             self._ck["aux"][slot] = aux
         self._ck["step"][slot] = step
+        crashpoints.reached("checkpoint:data")
         self._file.flush()
+        crashpoints.reached("checkpoint:data-flushed")
         # switching the slot needs no flush of its own: until the next flush (next block or
         # close) the file still names the previous whole slot
         self._ck["slot"][0] = slot
         self._slot = slot
+        crashpoints.reached("checkpoint:slot")
 
     def close(self) -> None:
         if getattr(self, "_file", None) is not None and self._file.id.valid:

@@ -1,0 +1,191 @@
+"""Kills at chosen moments of a run: no completed frame may be lost, and a resumed run must
+be bit-identical to one that was never interrupted.
+
+Two levels, both deterministic (a random SIGKILL finds a narrow window only by luck):
+
+* named crash points (:mod:`hnnsim.crashpoints`): the writer process ends itself with
+  ``os._exit`` at each write and flush point of a block, the first time (the initial frame
+  and checkpoint) and in the middle of a run;
+* every write system call: an ``LD_PRELOAD`` shim (``tests/faults/killwrite.c``, built here
+  with the C compiler) ends the process just before the n-th write to the file, for every n
+  over a stretch of blocks, so every moment between two system calls is a crash point.
+
+After each kill the file must open, hold a prefix of the uninterrupted run's frames
+(bit-identical), hold at least every block the run had handed out, carry a checkpoint that is
+the exact state at its step, and resume to the uninterrupted run's file bit for bit.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+import integrators
+import systems
+from hnnsim import Simulator, crashpoints, open_trajectory
+
+pytestmark = pytest.mark.skipif(not hasattr(os, "fork") or not sys.platform.startswith("linux"),
+                                reason="the fork server and the LD_PRELOAD shim need Linux")
+
+ROOT = Path(__file__).resolve().parent.parent
+TOTAL = 20_000
+EVERY = 10
+
+# The writer, as a fork server: it compiles once, then forks one writer per case, so a case
+# costs milliseconds instead of the seconds numba needs to compile in a fresh process. Each
+# child streams a pendulum run in many small blocks, logging the last step of every block it
+# was handed (what the run had completed), armed to die at a crash point or before a write.
+_SERVER = textwrap.dedent("""
+    import ctypes, json, os, sys, traceback
+    import integrators, systems
+    from hnnsim import Simulator, crashpoints
+
+    def run(path, log, arm_write=None):
+        sim = Simulator(systems.Pendulum(), integrators.Leapfrog(dt=0.01), q0=[1.0], p0=[0.0])
+        with open(log, "w") as out:
+            for frames in sim.irun({total}, every={every}, out=path, block_seconds=2e-4):
+                if arm_write:
+                    arm_write()
+                    arm_write = None
+                if len(frames):
+                    out.write(f"{{int(frames.step[-1])}}\\n")
+                    out.flush()
+
+    run(sys.argv[2] + ".warmup.h5", sys.argv[2] + ".warmup.log")
+    codes = []
+    for case in json.loads(open(sys.argv[1]).read()):
+        pid = os.fork()
+        if pid == 0:
+            try:
+                arm_write = None
+                if case.get("point"):
+                    crashpoints.arm(case["point"], case["nth"])
+                if case.get("write"):
+                    lib = ctypes.CDLL(None)
+                    arm_write = lambda: lib.killwrite_arm(case["path"].encode(), ctypes.c_long(case["write"]))
+                run(case["path"], case["log"], arm_write)
+            except BaseException:
+                traceback.print_exc()
+                os._exit(3)
+            os._exit(0)
+        codes.append(os.waitstatus_to_exitcode(os.waitpid(pid, 0)[1]))
+    print(json.dumps(codes))
+""").format(total=TOTAL, every=EVERY)
+
+
+def run_writers(tmp_path, cases, env=None):
+    """Run each case (``point``/``nth`` or ``write``) in a forked writer; return, per case,
+    its exit status and the last step it had been handed (None if none)."""
+    for k, case in enumerate(cases):
+        case["path"] = str(tmp_path / f"case{k:03d}.h5")
+        case["log"] = str(tmp_path / f"case{k:03d}.log")
+    spec = tmp_path / "cases.json"
+    spec.write_text(json.dumps(cases))
+    res = subprocess.run([sys.executable, "-c", _SERVER, str(spec), str(tmp_path / "server")],
+                         env={**os.environ, **(env or {})}, cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert res.returncode == 0, res.stderr
+    codes = json.loads(res.stdout.split("\n")[-2])
+    out = []
+    for case, code in zip(cases, codes):
+        steps = open(case["log"]).read().split()
+        out.append((case, code, int(steps[-1]) if steps else None))
+    return out
+
+
+def sim():
+    return Simulator(systems.Pendulum(), integrators.Leapfrog(dt=0.01), q0=[1.0], p0=[0.0])
+
+
+@pytest.fixture(scope="module")
+def reference():
+    """The uninterrupted run, in memory."""
+    return sim().run(TOTAL, every=EVERY)
+
+
+def state_at(step):
+    s = sim()
+    s.run(step, every=max(step, 1))
+    return s.q.reshape(-1), s.p.reshape(-1)
+
+
+def check_survivor(path, handed_out, reference, where):
+    """The file a killed writer left: readable, a bit-identical prefix holding every block
+    handed out, an exact checkpoint, and a resume that completes the uninterrupted run."""
+    traj = open_trajectory(path)
+    F = len(traj)
+    np.testing.assert_array_equal(traj.step, reference.step[:F])
+    np.testing.assert_array_equal(traj.q, reference.q[:F])
+    np.testing.assert_array_equal(traj.p, reference.p[:F])
+    np.testing.assert_array_equal(traj.energy, reference.energy[:F])
+    if handed_out is not None:
+        assert F and int(traj.step[-1]) >= handed_out, \
+            f"killed {where}: the run had handed out frames up to step {handed_out}; the file holds {F} frames"
+    ck = traj.checkpoint
+    if ck is None:
+        assert F == 0, f"killed {where}: frames on disk without a checkpoint"
+        return
+    q, p = state_at(ck["step"])
+    assert np.array_equal(ck["q"], q) and np.array_equal(ck["p"], p), \
+        f"killed {where}: the checkpoint at step {ck['step']} is not the state at that step"
+    resumed = Simulator.resume(path)
+    resumed.run(TOTAL - resumed.step)
+    final = open_trajectory(path)
+    np.testing.assert_array_equal(final.step, reference.step)
+    np.testing.assert_array_equal(final.q, reference.q)
+    np.testing.assert_array_equal(final.p, reference.p)
+    np.testing.assert_array_equal(final.energy, reference.energy)
+
+
+# -- named crash points ----------------------------------------------------------------
+
+def test_kill_at_each_crash_point_loses_nothing(tmp_path, reference):
+    """For every point of :data:`hnnsim.crashpoints.POINTS`: end the writer there on its
+    first visit (the initial checkpoint and frame), its second and its fifth (mid-run)."""
+    cases = [{"point": point, "nth": nth} for nth in (1, 2, 5) for point in crashpoints.POINTS]
+    for case, code, handed_out in run_writers(tmp_path, cases):
+        where = f"{case['point']} (visit {case['nth']})"
+        assert code == crashpoints.EXIT_CODE, f"{where} was never reached: exit {code}"
+        check_survivor(case["path"], handed_out, reference, where)
+
+
+def test_crash_point_spec_is_validated():
+    assert crashpoints._parse("append:values:2") == ("append:values", 2)
+    for bad in ("append:values", "nowhere:1", "append:values:0", "append:values:x"):
+        with pytest.raises(ValueError, match=r"HNNSIM_CRASH_AT must be '<point>:<n>'"):
+            crashpoints._parse(bad)
+
+
+# -- every write system call --------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def killwrite(tmp_path_factory):
+    cc = shutil.which("cc") or shutil.which("gcc")
+    if cc is None:
+        pytest.skip("no C compiler to build the LD_PRELOAD fault injector (tests/faults/killwrite.c)")
+    lib = tmp_path_factory.mktemp("killwrite") / "killwrite.so"
+    subprocess.run([cc, "-O1", "-shared", "-fPIC", "-o", str(lib), str(ROOT / "tests/faults/killwrite.c"), "-ldl"],
+                   check=True)
+    return str(lib)
+
+
+#: write system calls swept after the first block (a block with its checkpoint makes about 20)
+SWEEP = 60
+
+
+def test_kill_before_every_write_syscall_of_a_run(tmp_path, reference, killwrite):
+    """Once the file is laid out and has its first block, end the writer just before its
+    n-th write system call to the file, for every n up to :data:`SWEEP`: every moment
+    between two system calls of several blocks, checkpoints included."""
+    cases = [{"write": n} for n in range(1, SWEEP + 1)]
+    for case, code, handed_out in run_writers(tmp_path, cases, {"LD_PRELOAD": killwrite}):
+        where = f"before write {case['write']}"
+        assert code == crashpoints.EXIT_CODE, f"{where} was never reached: exit {code}"
+        check_survivor(case["path"], handed_out, reference, where)
