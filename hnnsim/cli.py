@@ -29,8 +29,10 @@ from typing import List, Optional, Sequence
 import integrators
 import systems
 
+from .errors import HnnsimError, InputError, MissingFileError, OutputExistsError
 
-class UsageError(ValueError):
+
+class UsageError(InputError):
     """A command line that cannot work as given (``hnnsim`` prints it and exits with status 2)."""
 
 
@@ -150,7 +152,7 @@ def cmd_train(args: argparse.Namespace) -> int:
                          "saved as a learned system to roll out with hnnsim's integrators; train --model hnn or "
                          "--model separable (`hnnsim demo` compares both with the baseline)")
     if os.path.exists(args.output) and not args.overwrite:
-        raise FileExistsError(f"{args.output} already exists; pass --overwrite to replace it")
+        raise OutputExistsError(f"{args.output} already exists; pass --overwrite to replace it")
     data = learn.load(args.files, noise=args.noise, test_fraction=args.test_fraction, seed=args.seed,
                       derivatives=args.derivatives)
     print(f"{data!r}", file=sys.stderr)
@@ -182,7 +184,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
             raise UsageError("give --start FILE or --q0/--p0, not both")
         frames = h5md.read_frames(args.start)
         if not len(frames["step"]):
-            raise ValueError(f"{args.start} holds no frames")
+            raise InputError(f"{args.start} holds no frames")
         q0, p0 = frames["q"][0], frames["p"][0]
     sim = Simulator(system, integrator, q0, p0)
     traj = sim.run(args.steps, args.every, out=args.output, progress=not args.quiet, overwrite=args.overwrite)
@@ -199,7 +201,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
     for path in [args.rollout] + ([args.reference] if args.reference else []):
         if not os.path.exists(path):
-            raise FileNotFoundError(f"no such trajectory file: {path}")
+            raise MissingFileError(f"no such trajectory file: {path}")
     metrics = analysis.compare(args.rollout, args.reference)
     print(analysis.report(metrics, args.rollout, args.reference or ""))
     if args.plot:
@@ -336,8 +338,6 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def main(argv: Optional[Sequence[str]] = None) -> int:
-    from .errors import IntegratorError, TrajectoryError
-
     parser = build_parser()
     args = parser.parse_args(argv)
     if args.command == "simulate" and args.every is None and not args.resume:
@@ -347,10 +347,10 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
     except KeyboardInterrupt:
         print("hnnsim: interrupted; files hold every completed frame and a checkpoint", file=sys.stderr)
         return 130
-    except (KeyError, ValueError, TypeError, FileNotFoundError, FileExistsError, TrajectoryError, IntegratorError,
-            FloatingPointError) as exc:
-        msg = exc.args[0] if isinstance(exc, KeyError) and exc.args else str(exc)
-        print(f"hnnsim: error: {msg}", file=sys.stderr)
+    except (HnnsimError, OSError) as exc:
+        # every error hnnsim raises on purpose, and the system's own (disk full, permission
+        # denied); anything else is a bug and keeps its traceback
+        print(f"hnnsim: error: {exc}", file=sys.stderr)
         return 2
 
 

@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import os
 from typing import Dict, Optional, Tuple
+from .errors import InputError
 
 #: Exit status of a process ended at a crash point.
 EXIT_CODE = 86
@@ -36,7 +37,7 @@ def _parse(spec: Optional[str]) -> Optional[Tuple[str, int]]:
         return None
     name, _, n = spec.rpartition(":")
     if name not in POINTS or not n.isdigit() or int(n) < 1:
-        raise ValueError(f"HNNSIM_CRASH_AT must be '<point>:<n>' with a point from {POINTS} and n >= 1, "
+        raise InputError(f"HNNSIM_CRASH_AT must be '<point>:<n>' with a point from {POINTS} and n >= 1, "
                          f"got {spec!r}")
     return name, int(n)
 

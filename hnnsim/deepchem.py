@@ -26,6 +26,7 @@ from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
 import torch
+from .errors import InputError, InputTypeError
 
 
 def _import_deepchem():
@@ -104,14 +105,14 @@ class HNNModel(dc.models.TorchModel):
     def __init__(self, n_dof: int, hidden: int = 200, layers: int = 2, activation: str = "tanh",
                  separable: bool = False, dtype: Any = "float32", seed: Optional[int] = None, **kwargs: Any):
         if int(n_dof) != n_dof or n_dof < 1:
-            raise ValueError(f"n_dof must be a positive integer (the number of coordinates q), got {n_dof!r}")
+            raise InputError(f"n_dof must be a positive integer (the number of coordinates q), got {n_dof!r}")
         self.dtype = _dtype(dtype)
         generator = torch.Generator().manual_seed(int(seed)) if seed is not None else None
         cls = SeparableHNN if separable else HNN
         module = cls(int(n_dof), hidden=hidden, layers=layers, activation=activation, generator=generator).to(self.dtype)
         for key in ("loss", "output_types"):
             if key in kwargs:
-                raise TypeError(f"HNNModel sets {key} itself (an L2 loss on dx/dt); do not pass {key}=")
+                raise InputTypeError(f"HNNModel sets {key} itself (an L2 loss on dx/dt); do not pass {key}=")
         super().__init__(module, loss=dc.models.losses.L2Loss(), output_types=["prediction"], **kwargs)
         self.n_dof = int(n_dof)
         self.separable = bool(separable)
@@ -132,7 +133,7 @@ class HNNModel(dc.models.TorchModel):
     def _states(self, X: Any) -> torch.Tensor:
         X = _as_array(X)
         if X.ndim != 2 or X.shape[1] != 2 * self.n_dof:
-            raise ValueError(f"states must have shape [M, {2 * self.n_dof}] ([q..., p...] for n_dof={self.n_dof}), "
+            raise InputError(f"states must have shape [M, {2 * self.n_dof}] ([q..., p...] for n_dof={self.n_dof}), "
                              f"got {X.shape}")
         return torch.as_tensor(np.asarray(X, dtype=np.float64), device=self.device).to(self.dtype)
 
@@ -161,7 +162,7 @@ class HNNModel(dc.models.TorchModel):
         a = np.asarray(true_energy, dtype=np.float64)
         b = np.asarray(predicted_energy, dtype=np.float64)
         if a.shape != b.shape:
-            raise ValueError(f"energy series must have the same shape, got {a.shape} and {b.shape}")
+            raise InputError(f"energy series must have the same shape, got {a.shape} and {b.shape}")
         return float(np.mean((a - b) ** 2))
 
     def to_system(self, name: str, shape: Optional[Tuple[int, int]] = None, *, register: bool = True,
@@ -185,7 +186,7 @@ class HNNModel(dc.models.TorchModel):
 
         shape = tuple(shape) if shape is not None else (self.n_dof, 1)
         if shape[0] * shape[1] != self.n_dof:
-            raise ValueError(f"shape {shape} does not hold n_dof={self.n_dof} coordinates")
+            raise InputError(f"shape {shape} does not hold n_dof={self.n_dof} coordinates")
         metadata = {"trained_with": "hnnsim.deepchem.HNNModel", "deepchem": dc.__version__,
                     "optimizer_steps": int(self._global_step), "config": self.model.config(),
                     "dtype": str(self.dtype).replace("torch.", "")}
@@ -242,14 +243,14 @@ def dataset_to_trajectory(dataset: Any, path: PathLike, time: Any, *, shape: Opt
 
     X = _as_array(dataset).astype(np.float64)
     if X.ndim != 2 or X.shape[1] % 2:
-        raise ValueError(f"X must be [M, 2n] states [q..., p...], got {X.shape}")
+        raise InputError(f"X must be [M, 2n] states [q..., p...], got {X.shape}")
     n = X.shape[1] // 2
     y = getattr(dataset, "y", None)
     if y is not None and np.shape(y) != X.shape:
         if np.ndim(y) == 2 and np.shape(y)[1] == 1 and not np.any(y):
             y = None  # DeepChem's placeholder for "no labels": zeros [M, 1]
         else:
-            raise ValueError(f"y must be dx/dt with the shape of X {X.shape}, got {np.shape(y)}")
+            raise InputError(f"y must be dx/dt with the shape of X {X.shape}, got {np.shape(y)}")
     y = None if y is None else np.asarray(y, dtype=np.float64)
     return write_measured_h5md(path, np.asarray(time, dtype=np.float64), X[:, :n], X[:, n:], shape=shape,
                                system=system, extra={"source": "hnnsim.deepchem.dataset_to_trajectory"},

@@ -1,12 +1,12 @@
-"""Exceptions raised by hnnsim (the integrators' own are re-exported here)."""
+"""Exceptions raised by hnnsim: one root, :class:`HnnsimError`, defined in the lowest package
+(``integrators.errors``, where the tree is drawn) and re-exported here."""
 
 from __future__ import annotations
 
-from integrators import ConvergenceError, IncompatibleSystemError, IntegratorError, SimulationDiverged
+from integrators.errors import (ConvergenceError, FileError, HnnsimError, IncompatibleSystemError, InputError,
+                                InputTypeError, IntegratorError, MissingFileError, ModelFileError, OutputExistsError,
+                                SimulationDiverged, TrainingDiverged, TrajectoryError, UnknownNameError)
 
-
-class TrajectoryError(Exception):
-    """A file is not a readable hnnsim trajectory (wrong format, truncated, inconsistent)."""
-
-
-__all__ = ["ConvergenceError", "IncompatibleSystemError", "IntegratorError", "SimulationDiverged", "TrajectoryError"]
+__all__ = ["ConvergenceError", "FileError", "HnnsimError", "IncompatibleSystemError", "InputError", "InputTypeError",
+           "IntegratorError", "MissingFileError", "ModelFileError", "OutputExistsError", "SimulationDiverged",
+           "TrainingDiverged", "TrajectoryError", "UnknownNameError"]

@@ -38,6 +38,7 @@ import numpy as np
 
 from . import crashpoints
 from .errors import TrajectoryError
+from .errors import InputError, MissingFileError, OutputExistsError
 
 FORMAT = "hnnsim-h5md"
 FORMAT_VERSION = 1
@@ -89,9 +90,9 @@ class H5MDWriter:
         self.path = os.fspath(path)
         if mode == "w":
             if info is None:
-                raise ValueError("a new trajectory file needs a RunInfo")
+                raise InputError("a new trajectory file needs a RunInfo")
             if os.path.exists(self.path) and not overwrite:
-                raise FileExistsError(
+                raise OutputExistsError(
                     f"{self.path} already exists; pass overwrite=True (CLI: --overwrite) to replace it, "
                     f"or continue it with Simulator.resume({self.path!r})"
                 )
@@ -111,7 +112,7 @@ class H5MDWriter:
                 self._file = h5py.File(self.path, "r+", libver="latest")
             self._truncate_to_checkpoint()
         else:
-            raise ValueError(f"mode must be 'w' or 'a', got {mode!r}")
+            raise InputError(f"mode must be 'w' or 'a', got {mode!r}")
         self._bind()
         self._file.swmr_mode = True
 
@@ -321,7 +322,7 @@ def _valid_prefix(steps: np.ndarray) -> int:
 def _open(path: str | os.PathLike) -> h5py.File:
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"no such trajectory file: {path}")
+        raise MissingFileError(f"no such trajectory file: {path}")
     try:
         try:
             return h5py.File(path, "r")

@@ -16,6 +16,7 @@ import numpy as np
 
 from . import h5md
 from .trajectory import Frames
+from .errors import InputTypeError, OutputExistsError
 
 
 class Reporter:
@@ -66,7 +67,7 @@ class H5MDReporter(Reporter):
             if not self.overwrite:
                 for p in paths:
                     if os.path.exists(p):
-                        raise FileExistsError(
+                        raise OutputExistsError(
                             f"{p} already exists; pass overwrite=True (CLI: --overwrite) to replace it, "
                             f"or continue it with Simulator.resume({p!r})")
             self.writers = [h5md.H5MDWriter(p, info, mode="w", overwrite=True) for p in paths]
@@ -153,7 +154,7 @@ class CallbackReporter(Reporter):
 
     def __init__(self, fn: Callable[[Frames], Any]):
         if not callable(fn):
-            raise TypeError(f"CallbackReporter needs a callable, got {fn!r}")
+            raise InputTypeError(f"CallbackReporter needs a callable, got {fn!r}")
         self.fn = fn
 
     def report(self, simulator: Any, frames: Frames) -> None:

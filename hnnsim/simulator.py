@@ -19,6 +19,7 @@ from . import h5md
 from .errors import ConvergenceError, SimulationDiverged, TrajectoryError
 from .reporters import H5MDReporter, ProgressReporter, Reporter, member_paths
 from .trajectory import Frames, Trajectory, _system_from
+from .errors import InputError, InputTypeError
 
 #: a block holds at most this many bytes of q and p
 _BLOCK_BYTES = 8 * 2**20
@@ -58,23 +59,23 @@ class Simulator:
     def __init__(self, system: systems.System, integrator: integrators.Integrator, q0: Any = None, p0: Any = None,
                  *, t0: float = 0.0, reporters: Sequence[Reporter] = ()):
         if not isinstance(system, systems.System):
-            raise TypeError(f"system must be a systems.System (e.g. systems.get('pendulum')), got {system!r}")
+            raise InputTypeError(f"system must be a systems.System (e.g. systems.get('pendulum')), got {system!r}")
         if not isinstance(integrator, integrators.Integrator):
-            raise TypeError(f"integrator must be an integrators.Integrator (e.g. Leapfrog(dt=0.01)), got {integrator!r}")
+            raise InputTypeError(f"integrator must be an integrators.Integrator (e.g. Leapfrog(dt=0.01)), got {integrator!r}")
         integrator.check_system(system)
         self.system = system
         self.integrator = integrator
         if not math.isfinite(float(t0)):
-            raise ValueError(f"t0 must be finite, got {t0!r}")
+            raise InputError(f"t0 must be finite, got {t0!r}")
         self.t0 = float(t0)
         if q0 is None and p0 is None:
             q0, p0 = system.default_state()
         elif q0 is None or p0 is None:
-            raise ValueError("give both q0 and p0, or neither (to start from system.default_state())")
+            raise InputError("give both q0 and p0, or neither (to start from system.default_state())")
         self._q, self._ensemble = self._state("q0", q0)
         self._p, ens_p = self._state("p0", p0)
         if self._p.shape != self._q.shape:
-            raise ValueError(f"q0 and p0 must have the same shape, got {np.shape(q0)} and {np.shape(p0)}")
+            raise InputError(f"q0 and p0 must have the same shape, got {np.shape(q0)} and {np.shape(p0)}")
         self._ensemble = self._ensemble or ens_p
         self._aux = integrator.init_aux(self._q, self._p)
         self.step = 0
@@ -91,7 +92,7 @@ class Simulator:
         elif arr.ndim >= 2 and (arr.shape[1:] == shape or arr.shape[1:] == (n,)) and arr.shape[0] >= 1:
             flat, ensemble = arr.reshape(arr.shape[0], n), True
         else:
-            raise ValueError(
+            raise InputError(
                 f"{name} for {self.system.name} must have shape {shape} or ({n},), or (B, {shape[0]}, {shape[1]}) / "
                 f"(B, {n}) for an ensemble of B; got shape {arr.shape}")
         return integrators.as_state(name, flat, n).copy(), ensemble
@@ -148,7 +149,7 @@ class Simulator:
     def _check_continues(self, writer: h5md.H5MDWriter) -> None:
         info = writer.info  # the report interval was checked by irun against the file's
         if info.integrator != integrators.describe(self.integrator) or info.system != self.system.describe():
-            raise ValueError(f"{writer.path} was written by another system or integrator; write to a new file")
+            raise InputError(f"{writer.path} was written by another system or integrator; write to a new file")
         if writer.last_step() > self.step:
             raise TrajectoryError(f"{writer.path} already holds frames up to step {writer.last_step()}, "
                                   f"beyond this simulation's step {self.step}")
@@ -250,11 +251,11 @@ class Simulator:
             every = self._every or 1
         every = _count("every", every, minimum=1)
         if self._file is not None and out is not None and os.fspath(out) != self._file.path:
-            raise ValueError(f"this simulation writes to {self._file.path}; it cannot switch to {os.fspath(out)}")
+            raise InputError(f"this simulation writes to {self._file.path}; it cannot switch to {os.fspath(out)}")
         if self._every is not None and self._file is not None and every != self._every:
-            raise ValueError(f"{self._file.path} records every {self._every} steps; continue it with every={self._every}")
+            raise InputError(f"{self._file.path} records every {self._every} steps; continue it with every={self._every}")
         if not (isinstance(block_seconds, (int, float)) and block_seconds > 0):
-            raise ValueError(f"block_seconds must be > 0, got {block_seconds!r}")
+            raise InputError(f"block_seconds must be > 0, got {block_seconds!r}")
         self._every = every
         if out is not None and self._file is None:
             self._file = H5MDReporter(out, overwrite=overwrite)
@@ -357,8 +358,8 @@ class Simulator:
 
 def _count(name: str, value: Any, minimum: int) -> int:
     if isinstance(value, bool) or not isinstance(value, (int, np.integer)) and not (isinstance(value, float) and value.is_integer()):
-        raise TypeError(f"{name} must be an integer, got {value!r}")
+        raise InputTypeError(f"{name} must be an integer, got {value!r}")
     value = int(value)
     if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+        raise InputError(f"{name} must be >= {minimum}, got {value}")
     return value

@@ -12,6 +12,7 @@ import integrators
 import systems
 
 from . import h5md
+from .errors import InputError
 
 
 class Frames:
@@ -80,7 +81,7 @@ class Frames:
     @staticmethod
     def concatenate(blocks: List["Frames"], system: systems.System) -> "Frames":
         if not blocks:
-            raise ValueError("no frames")
+            raise InputError("no frames")
         out = Frames(system, np.concatenate([b.step for b in blocks]), np.concatenate([b.time for b in blocks]),
                      np.concatenate([b.q for b in blocks]), np.concatenate([b.p for b in blocks]))
         if all("_observables" in b.__dict__ for b in blocks):
@@ -187,7 +188,7 @@ class Trajectory:
     def energy_drift(self) -> Dict[str, float]:
         """Energy error along the trajectory, relative to the first frame (:func:`energy_drift`)."""
         if len(self) == 0:
-            raise ValueError("empty trajectory")
+            raise InputError("empty trajectory")
         return energy_drift(self.t, self.energy)
 
 

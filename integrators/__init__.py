@@ -17,16 +17,28 @@ from typing import List
 from ._registry import Registry
 from .base import (
     Advance,
-    ConvergenceError,
-    IncompatibleSystemError,
     Integrator,
-    IntegratorError,
-    SimulationDiverged,
     as_state,
     check_dt,
     describe,
     frame_steps,
     state_pair,
+)
+from .errors import (
+    ConvergenceError,
+    FileError,
+    HnnsimError,
+    IncompatibleSystemError,
+    InputError,
+    InputTypeError,
+    IntegratorError,
+    MissingFileError,
+    ModelFileError,
+    OutputExistsError,
+    SimulationDiverged,
+    TrainingDiverged,
+    TrajectoryError,
+    UnknownNameError,
 )
 from .implicit import ImplicitMidpoint
 from .runge_kutta import RK4
@@ -53,8 +65,9 @@ def from_description(desc: dict) -> Integrator:
 
 
 __all__ = [
-    "Advance", "ConvergenceError", "ImplicitMidpoint", "IncompatibleSystemError", "Integrator",
-    "IntegratorError", "Leapfrog", "PEFRL", "RK4", "SimulationDiverged", "Splitting", "StormerVerlet",
+    "Advance", "ConvergenceError", "FileError", "HnnsimError", "ImplicitMidpoint", "IncompatibleSystemError",
+    "InputError", "InputTypeError", "Integrator", "IntegratorError", "MissingFileError", "ModelFileError",
+    "OutputExistsError", "TrainingDiverged", "TrajectoryError", "UnknownNameError", "Leapfrog", "PEFRL", "RK4", "SimulationDiverged", "Splitting", "StormerVerlet",
     "SymplecticEuler", "Tao", "Yoshida4", "Yoshida6", "as_state", "available", "available_for",
     "check_dt", "describe", "frame_steps", "from_description", "get", "register", "registry", "state_pair",
 ]

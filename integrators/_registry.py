@@ -9,12 +9,13 @@ from __future__ import annotations
 
 import difflib
 from typing import Any, Callable, Dict, List
+from .errors import InputError, InputTypeError, UnknownNameError
 
 
 def normalise(name: str) -> str:
     """Canonical registry key: lower case, ``_`` and spaces become ``-``."""
     if not isinstance(name, str) or not name.strip():
-        raise TypeError(f"a registry name must be a non-empty string, got {name!r}")
+        raise InputTypeError(f"a registry name must be a non-empty string, got {name!r}")
     return name.strip().lower().replace("_", "-").replace(" ", "-")
 
 
@@ -35,12 +36,12 @@ class Registry:
         """Register ``factory`` under ``name``; a duplicate name raises ``ValueError``."""
         key = normalise(name)
         if key in self._entries and not replace:
-            raise ValueError(
+            raise InputError(
                 f"a {self.kind} named {key!r} is already registered "
                 f"({self._entries[key]!r}); choose another name or pass replace=True"
             )
         if not callable(factory):
-            raise TypeError(f"a {self.kind} factory must be callable, got {factory!r}")
+            raise InputTypeError(f"a {self.kind} factory must be callable, got {factory!r}")
         self._entries[key] = factory
         return factory
 
@@ -56,7 +57,7 @@ class Registry:
         except KeyError:
             close = difflib.get_close_matches(key, self._entries, n=3)
             hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
-            raise KeyError(
+            raise UnknownNameError(
                 f"unknown {self.kind} {key!r}.{hint} Available: {', '.join(self.available())}"
             ) from None
 

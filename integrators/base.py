@@ -16,6 +16,8 @@ from typing import Any, ClassVar, Dict, Tuple
 
 import numba as nb
 import numpy as np
+from .errors import (ConvergenceError, IncompatibleSystemError, InputError, InputTypeError, IntegratorError,  # noqa: F401
+                     SimulationDiverged)
 
 #: Kernel status codes (column 0 of the ``status`` array).
 OK = 0
@@ -47,35 +49,6 @@ def record(out_q, out_p, frame, b, qb, pb):
     for i in range(qb.shape[0]):
         out_q[frame, b, i] = qb[i]
         out_p[frame, b, i] = pb[i]
-
-
-class IntegratorError(Exception):
-    """Base class of the errors raised by integrators."""
-
-
-class IncompatibleSystemError(IntegratorError, ValueError):
-    """The integrator cannot integrate this system (e.g. explicit splitting of a non-separable H)."""
-
-
-class SimulationDiverged(IntegratorError, FloatingPointError):
-    """The state became non-finite.
-
-    Attributes
-    ----------
-    step : int
-        Global step at which the first non-finite value appeared.
-    member : int
-        Ensemble member that diverged.
-    """
-
-    def __init__(self, message: str, step: int, member: int = 0):
-        super().__init__(message)
-        self.step = int(step)
-        self.member = int(member)
-
-
-class ConvergenceError(SimulationDiverged):
-    """An implicit step's nonlinear solve did not converge to round-off."""
 
 
 @dataclass
@@ -113,9 +86,9 @@ def check_dt(dt: Any) -> float:
     try:
         value = float(dt)
     except (TypeError, ValueError):
-        raise TypeError(f"dt must be a positive number, got {dt!r} ({type(dt).__name__})") from None
+        raise InputTypeError(f"dt must be a positive number, got {dt!r} ({type(dt).__name__})") from None
     if not math.isfinite(value) or value <= 0.0:
-        raise ValueError(
+        raise InputError(
             f"dt must be finite and > 0, got {value!r}; pass the step size in the system's time "
             "units, e.g. Leapfrog(dt=0.01) (to integrate backwards, negate the momenta instead)"
         )
@@ -126,12 +99,12 @@ def as_state(name: str, x: Any, n: int | None = None) -> np.ndarray:
     """Validate an ensemble state array: float64, C-contiguous, shape ``[B, n]``, finite."""
     arr = np.ascontiguousarray(x, dtype=np.float64)
     if arr.ndim != 2:
-        raise ValueError(f"{name} must have shape [members, dof], got shape {arr.shape}")
+        raise InputError(f"{name} must have shape [members, dof], got shape {arr.shape}")
     if n is not None and arr.shape[1] != n:
-        raise ValueError(f"{name} must have {n} degrees of freedom per member, got shape {arr.shape}")
+        raise InputError(f"{name} must have {n} degrees of freedom per member, got shape {arr.shape}")
     if not np.all(np.isfinite(arr)):
         bad = np.argwhere(~np.isfinite(arr))[0]
-        raise ValueError(f"{name} must be finite, found {arr[tuple(bad)]} at index {tuple(bad)}")
+        raise InputError(f"{name} must be finite, found {arr[tuple(bad)]} at index {tuple(bad)}")
     return arr
 
 
@@ -229,12 +202,12 @@ class Integrator:
         """
         self.check_system(system)
         if not (isinstance(q, np.ndarray) and q.dtype == np.float64 and q.flags.c_contiguous and q.ndim == 2):
-            raise TypeError("q must be a C-contiguous float64 array of shape [B, n]; use as_state()")
+            raise InputTypeError("q must be a C-contiguous float64 array of shape [B, n]; use as_state()")
         if not (isinstance(p, np.ndarray) and p.dtype == np.float64 and p.flags.c_contiguous and p.shape == q.shape):
-            raise TypeError(f"p must be a C-contiguous float64 array of shape {q.shape}")
+            raise InputTypeError(f"p must be a C-contiguous float64 array of shape {q.shape}")
         nsteps, step0, every = int(nsteps), int(step0), int(every)
         if nsteps < 0 or step0 < 0 or every < 1:
-            raise ValueError(f"need nsteps >= 0, step0 >= 0, every >= 1; got {nsteps}, {step0}, {every}")
+            raise InputError(f"need nsteps >= 0, step0 >= 0, every >= 1; got {nsteps}, {step0}, {every}")
         if aux is None:
             aux = self.init_aux(q, p)
         steps = frame_steps(step0, nsteps, every)
@@ -261,5 +234,5 @@ def state_pair(q: Any, p: Any) -> Tuple[np.ndarray, np.ndarray]:
     q = as_state("q", q)
     p = as_state("p", p, q.shape[1])
     if p.shape != q.shape:
-        raise ValueError(f"q and p must have the same shape, got {q.shape} and {p.shape}")
+        raise InputError(f"q and p must have the same shape, got {q.shape} and {p.shape}")
     return q, p

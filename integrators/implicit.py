@@ -21,6 +21,7 @@ import numba as nb
 import numpy as np
 
 from .base import compile_kernel, record, NONFINITE, NOT_CONVERGED, Integrator
+from .errors import InputError
 
 _EPS = np.finfo(np.float64).eps
 
@@ -117,7 +118,7 @@ class ImplicitMidpoint(Integrator):
     def __init__(self, dt: float, max_iter: int = 100):
         super().__init__(dt)
         if int(max_iter) != max_iter or max_iter < 1:
-            raise ValueError(f"max_iter must be a positive integer, got {max_iter!r}")
+            raise InputError(f"max_iter must be a positive integer, got {max_iter!r}")
         self.max_iter = int(max_iter)
 
     def parameters(self):

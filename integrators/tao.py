@@ -23,6 +23,7 @@ import numba as nb
 import numpy as np
 
 from .base import compile_kernel, nonfinite, record, NONFINITE, Integrator
+from .errors import InputError
 
 
 @nb.njit(error_model="numpy")
@@ -128,9 +129,9 @@ class Tao(Integrator):
     def __init__(self, dt: float, omega: float = 20.0, order: int = 2):
         super().__init__(dt)
         if not (isinstance(omega, (int, float)) and math.isfinite(omega) and omega > 0):
-            raise ValueError(f"omega must be a finite number > 0, got {omega!r}")
+            raise InputError(f"omega must be a finite number > 0, got {omega!r}")
         if order not in (2, 4, 6):
-            raise ValueError(f"order must be 2, 4 or 6, got {order!r}")
+            raise InputError(f"order must be 2, 4 or 6, got {order!r}")
         self.omega = float(omega)
         self.order = int(order)  # instance attribute shadows the class default
         self._weights = _composition_weights(self.order)
@@ -144,7 +145,7 @@ class Tao(Integrator):
 
     def _run_kernel(self, system, params, q, p, aux, dt, nsteps, step0, every, out_q, out_p, status):
         if aux.shape != (q.shape[0], 2, q.shape[1]) or aux.dtype != np.float64 or not aux.flags.c_contiguous:
-            raise ValueError(f"Tao needs aux of shape {(q.shape[0], 2, q.shape[1])} (the copies x, y), "
+            raise InputError(f"Tao needs aux of shape {(q.shape[0], 2, q.shape[1])} (the copies x, y), "
                              f"got {aux.shape}; start from init_aux(q, p)")
         kernel = _tao_kernel_parallel if q.shape[0] > 1 else _tao_kernel_serial
         kernel(system.dHdq, system.dHdp, params, self._weights, self.omega, q, p, aux, dt,

@@ -21,6 +21,7 @@ from typing import Any, ClassVar, Dict, Optional, Tuple
 
 import numba as nb
 import numpy as np
+from integrators.errors import InputError, InputTypeError
 
 
 @nb.njit(error_model="numpy")  # no cache: numba cannot cache functions taking dispatchers
@@ -69,7 +70,7 @@ class System:
     def __init__(self, **parameters: float):
         unknown = sorted(set(parameters) - set(self.defaults))
         if unknown:
-            raise TypeError(
+            raise InputTypeError(
                 f"{type(self).__name__} got unknown parameter(s) {', '.join(unknown)}; "
                 f"it takes {', '.join(f'{k}={v!r}' for k, v in self.defaults.items()) or 'no parameters'}"
             )
@@ -79,11 +80,11 @@ class System:
             try:
                 value = float(raw)
             except (TypeError, ValueError):
-                raise TypeError(f"{type(self).__name__} parameter {key} must be a number, got {raw!r}") from None
+                raise InputTypeError(f"{type(self).__name__} parameter {key} must be a number, got {raw!r}") from None
             if not math.isfinite(value):
-                raise ValueError(f"{type(self).__name__} parameter {key} must be finite, got {value!r}")
+                raise InputError(f"{type(self).__name__} parameter {key} must be finite, got {value!r}")
             if key in self.positive and value <= 0.0:
-                raise ValueError(f"{type(self).__name__} parameter {key} must be > 0, got {value!r}")
+                raise InputError(f"{type(self).__name__} parameter {key} must be > 0, got {value!r}")
             values[key] = value
         self._values = values
         self.params = np.array(list(values.values()), dtype=np.float64)
@@ -144,14 +145,14 @@ class System:
         q = np.asarray(q, dtype=np.float64)
         p = np.asarray(p, dtype=np.float64)
         if q.shape != p.shape:
-            raise ValueError(f"q and p must have the same shape, got {q.shape} and {p.shape}")
+            raise InputError(f"q and p must have the same shape, got {q.shape} and {p.shape}")
         shape = self.state_shape()
         if q.shape[-2:] == shape and q.ndim >= 2:
             batch = q.shape[:-2]
         elif q.ndim >= 1 and q.shape[-1] == self.ndof:
             batch = q.shape[:-1]
         else:
-            raise ValueError(
+            raise InputError(
                 f"{self.name} states must have shape (..., {shape[0]}, {shape[1]}) or (..., {self.ndof}); "
                 f"got {q.shape}"
             )
@@ -221,7 +222,7 @@ class System:
         Uses ``V(q) = H(q, 0)`` and ``T = H - V``, exact for the convention ``T(0) = 0``.
         """
         if not self.separable:
-            raise TypeError(f"{self.name} is not separable: H does not split into T(p) + V(q)")
+            raise InputTypeError(f"{self.name} is not separable: H does not split into T(p) + V(q)")
         q = np.asarray(q, dtype=np.float64)
         potential = self.energy(q, np.zeros_like(q))
         return self.energy(q, p) - potential, potential

@@ -94,6 +94,7 @@ import numba as nb
 import numpy as np
 
 from integrators._registry import normalise
+from integrators.errors import InputError, InputTypeError, ModelFileError
 
 from .base import System
 
@@ -121,11 +122,6 @@ FILE_VERSION = 1
 # -- params layout ------------------------------------------------------------------
 _LAYOUT = 1.0      # params[0]: layout version
 _HEADER = 8        # slots: layout, kind (0/1), activation, ndof, scratch, offset A, offset B, widest
-
-
-class ModelFileError(ValueError):
-    """A learned-model file is not a valid hnnsim model: wrong format or version, truncated,
-    corrupt, modified after it was saved (hash mismatch), or it contains pickled objects."""
 
 
 # =============================================================================
@@ -392,16 +388,16 @@ def _pack(kind: str, code: int, ndof: int, nets: Sequence[Sequence[Tuple[np.ndar
 
 def _as_weight(value: Any, what: str) -> np.ndarray:
     if isinstance(value, np.ndarray) and not np.issubdtype(value.dtype, np.floating):
-        raise TypeError(f"{what} must hold floating-point numbers, found dtype {value.dtype}; "
+        raise InputTypeError(f"{what} must hold floating-point numbers, found dtype {value.dtype}; "
                         "export the trained weights with .detach().cpu().double().numpy()")
     try:
         arr = np.array(value, dtype=np.float64)  # a copy: later changes to the caller's array do not leak in
     except (TypeError, ValueError):
-        raise TypeError(f"{what} must be a float array (e.g. layer.weight.detach().double().numpy()), "
+        raise InputTypeError(f"{what} must be a float array (e.g. layer.weight.detach().double().numpy()), "
                         f"found {type(value).__name__}") from None
     if not np.all(np.isfinite(arr)):
         bad = np.argwhere(~np.isfinite(arr))[0]
-        raise ValueError(f"{what} must be finite, found {arr[tuple(bad)]} at index {tuple(int(i) for i in bad)}; "
+        raise InputError(f"{what} must be finite, found {arr[tuple(bad)]} at index {tuple(int(i) for i in bad)}; "
                          "the training diverged or the export is broken")
     arr.flags.writeable = False
     return arr
@@ -410,23 +406,23 @@ def _as_weight(value: Any, what: str) -> np.ndarray:
 def _check_layers(net: str, layers: Any, n_in: int, source: str) -> Tuple[Tuple[np.ndarray, np.ndarray], ...]:
     """Validate one network: ``[(W0, b0), ..., (WL, bL)]``, shapes chaining from ``n_in`` to 1."""
     if isinstance(layers, (str, bytes)) or not isinstance(layers, Sequence) or len(layers) == 0:
-        raise TypeError(f"network {net!r} must be a non-empty list of (weight, bias) pairs, one per nn.Linear, "
+        raise InputTypeError(f"network {net!r} must be a non-empty list of (weight, bias) pairs, one per nn.Linear, "
                         f"found {type(layers).__name__}")
     checked = []
     s_in = n_in
     for k, pair in enumerate(layers):
         if not (isinstance(pair, Sequence) and len(pair) == 2):
-            raise TypeError(f"network {net!r} layer {k} must be a (weight, bias) pair, found {type(pair).__name__}")
+            raise InputTypeError(f"network {net!r} layer {k} must be a (weight, bias) pair, found {type(pair).__name__}")
         W = _as_weight(pair[0], f"network {net!r} layer {k} weight")
         if W.ndim != 2:
-            raise ValueError(f"network {net!r} layer {k} weight must be 2-D (out, in) like nn.Linear.weight, "
+            raise InputError(f"network {net!r} layer {k} weight must be 2-D (out, in) like nn.Linear.weight, "
                              f"found shape {W.shape}")
         if W.shape[0] < 1:
-            raise ValueError(f"network {net!r} layer {k} weight has no outputs (shape {W.shape})")
+            raise InputError(f"network {net!r} layer {k} weight has no outputs (shape {W.shape})")
         if W.shape[1] != s_in:
             expect = (f"the network input size {n_in} ({source})" if k == 0
                       else f"the {s_in} outputs of layer {k - 1}")
-            raise ValueError(f"network {net!r} layer {k} weight has shape {W.shape}: it expects {W.shape[1]} inputs "
+            raise InputError(f"network {net!r} layer {k} weight has shape {W.shape}: it expects {W.shape[1]} inputs "
                              f"but receives {expect}; weights use nn.Linear's (out, in) layout, transpose if needed")
         if pair[1] is None:
             b = np.zeros(W.shape[0])
@@ -434,25 +430,25 @@ def _check_layers(net: str, layers: Any, n_in: int, source: str) -> Tuple[Tuple[
         else:
             b = _as_weight(pair[1], f"network {net!r} layer {k} bias")
         if b.shape != (W.shape[0],):
-            raise ValueError(f"network {net!r} layer {k} bias must have shape ({W.shape[0]},) to match its weight "
+            raise InputError(f"network {net!r} layer {k} bias must have shape ({W.shape[0]},) to match its weight "
                              f"{W.shape}, found {b.shape}")
         checked.append((W, b))
         s_in = W.shape[0]
     if s_in != 1:
-        raise ValueError(f"network {net!r}: the last layer must have 1 output (H is a scalar), found {s_in}; "
+        raise InputError(f"network {net!r}: the last layer must have 1 output (H is a scalar), found {s_in}; "
                          f"end the network with nn.Linear(hidden, 1) and no activation after it")
     return tuple(checked)
 
 
 def _activation_code(activation: Any) -> Tuple[str, int]:
     if not isinstance(activation, str):
-        raise TypeError(f"activation must be a name, one of {', '.join(ACTIVATIONS)}; found {activation!r}")
+        raise InputTypeError(f"activation must be a name, one of {', '.join(ACTIVATIONS)}; found {activation!r}")
     key = activation.strip().lower().replace("-", "_")
     if key in _REFUSED:
-        raise ValueError(f"activation {activation!r} is not allowed: {_REFUSED[key]}. "
+        raise InputError(f"activation {activation!r} is not allowed: {_REFUSED[key]}. "
                          f"Use a smooth one: {', '.join(ACTIVATIONS)} (softplus is the smooth relu)")
     if key not in ACTIVATIONS:
-        raise ValueError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
+        raise InputError(f"unknown activation {activation!r}; choose one of {', '.join(ACTIVATIONS)}")
     return key, ACTIVATIONS[key]
 
 
@@ -461,7 +457,7 @@ def _json_default(obj: Any) -> Any:
         return obj.item()
     if isinstance(obj, np.ndarray):
         return obj.tolist()
-    raise TypeError(f"{type(obj).__name__} is not JSON data")
+    raise InputTypeError(f"{type(obj).__name__} is not JSON data")
 
 
 def _canonical_json(obj: Any) -> str:
@@ -566,24 +562,24 @@ class LearnedSystem(System):
         try:
             normalise(name)
         except TypeError:
-            raise TypeError(f"name must be a non-empty string (the registry name, e.g. 'spring-hnn'), "
+            raise InputTypeError(f"name must be a non-empty string (the registry name, e.g. 'spring-hnn'), "
                             f"found {name!r}") from None
         self.name = str(name)
         self._shape = self._check_shape(shape)
         n = self._shape[0] * self._shape[1]
         if not isinstance(separable, (bool, np.bool_)):
-            raise TypeError(f"separable must be True or False, found {separable!r}")
+            raise InputTypeError(f"separable must be True or False, found {separable!r}")
         self.separable = bool(separable)
         self.kind = KIND_SEPARABLE if self.separable else KIND_HAMILTONIAN
         self.activation, code = _activation_code(activation)
 
         if not isinstance(networks, Mapping):
-            raise TypeError(f"networks must be a dict of name -> [(W, b), ...], found {type(networks).__name__}")
+            raise InputTypeError(f"networks must be a dict of name -> [(W, b), ...], found {type(networks).__name__}")
         expected = _NETWORKS[self.kind]
         if set(networks) != set(expected):
             hint = ("a separable H = T(p) + V(q) needs networks {'T': ..., 'V': ...}" if self.separable else
                     "a non-separable H needs networks {'H': ...} (or pass separable=True with 'T' and 'V')")
-            raise ValueError(f"networks has keys {sorted(networks)}, expected {list(expected)}: {hint}")
+            raise InputError(f"networks has keys {sorted(networks)}, expected {list(expected)}: {hint}")
         n_in = n if self.separable else 2 * n
         source = {"H": f"[q, p] of 2 * ndof = 2 * {n}", "T": f"p of ndof = {n}", "V": f"q of ndof = {n}"}
         self.networks: Dict[str, Tuple[Tuple[np.ndarray, np.ndarray], ...]] = {
@@ -593,12 +589,12 @@ class LearnedSystem(System):
         if metadata is None:
             metadata = {}
         if not isinstance(metadata, Mapping):
-            raise TypeError(f"metadata must be a dict of JSON data, found {type(metadata).__name__}")
+            raise InputTypeError(f"metadata must be a dict of JSON data, found {type(metadata).__name__}")
         try:
             self.metadata: Dict[str, Any] = json.loads(json.dumps(dict(metadata), default=_json_default,
                                                                   allow_nan=False))
         except (TypeError, ValueError) as exc:
-            raise ValueError(f"metadata must be JSON data (str, finite numbers, bool, None, lists, dicts): "
+            raise InputError(f"metadata must be JSON data (str, finite numbers, bool, None, lists, dicts): "
                              f"{exc}; convert other objects (paths, NaN losses) to strings or None") from None
 
         self._default = self._check_default(default_state)
@@ -615,7 +611,7 @@ class LearnedSystem(System):
         except (TypeError, ValueError):
             ok = False
         if not ok:
-            raise ValueError(f"shape must be (N, D) with positive integers (N particles in D dimensions, "
+            raise InputError(f"shape must be (N, D) with positive integers (N particles in D dimensions, "
                              f"e.g. (1, 1) for a spring), found {shape!r}")
         return N, D
 
@@ -626,14 +622,14 @@ class LearnedSystem(System):
         try:
             q0, p0 = state
         except (TypeError, ValueError):
-            raise TypeError(f"default_state must be a pair (q0, p0), found {type(state).__name__}") from None
+            raise InputTypeError(f"default_state must be a pair (q0, p0), found {type(state).__name__}") from None
         out = []
         for label, x in (("q0", q0), ("p0", p0)):
             a = np.array(x, dtype=np.float64)
             if a.shape not in ((N, D), (N * D,)):
-                raise ValueError(f"default_state {label} must have shape ({N}, {D}) or ({N * D},), found {a.shape}")
+                raise InputError(f"default_state {label} must have shape ({N}, {D}) or ({N * D},), found {a.shape}")
             if not np.all(np.isfinite(a)):
-                raise ValueError(f"default_state {label} must be finite, found {a.ravel().tolist()}")
+                raise InputError(f"default_state {label} must be finite, found {a.ravel().tolist()}")
             out.append(a.reshape(N, D))
         return out[0], out[1]
 
@@ -643,7 +639,7 @@ class LearnedSystem(System):
         N = self._shape[0]
         m = np.array(masses, dtype=np.float64).reshape(-1)
         if m.shape != (N,) or not np.all(np.isfinite(m)) or np.any(m <= 0.0):
-            raise ValueError(f"masses must be {N} finite numbers > 0 (one per particle), found {np.asarray(masses)!r}")
+            raise InputError(f"masses must be {N} finite numbers > 0 (one per particle), found {np.asarray(masses)!r}")
         return m
 
     # -- identity -------------------------------------------------------------------
@@ -755,7 +751,7 @@ class _LearnedFactory:
 
     def __call__(self, model_hash: Optional[str] = None) -> LearnedSystem:
         if model_hash is not None and model_hash != self.system.model_hash:
-            raise ValueError(f"system {self.system.name!r} is registered with model hash "
+            raise InputError(f"system {self.system.name!r} is registered with model hash "
                              f"{self.system.model_hash[:12]}..., not {str(model_hash)[:12]}...: "
                              "a different model was registered under this name; load the right file")
         return self.system

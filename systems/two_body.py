@@ -7,6 +7,8 @@ import math
 import numba as nb
 import numpy as np
 
+from integrators.errors import InputError
+
 from .base import System
 
 
@@ -87,7 +89,7 @@ class TwoBody(System):
         r"""Semi-major axis :math:`a = -G m_1 m_2 / (2E)` of the relative orbit (zero total momentum)."""
         E = float(self.energy(q, p))
         if E >= 0:
-            raise ValueError(f"the orbit is unbound (E = {E} >= 0): no semi-major axis")
+            raise InputError(f"the orbit is unbound (E = {E} >= 0): no semi-major axis")
         return -self.G * self.m1 * self.m2 / (2.0 * E)
 
     def period(self, q: np.ndarray, p: np.ndarray) -> float:

@@ -15,7 +15,7 @@ import pytest
 
 import integrators
 import systems
-from hnnsim import (CallbackReporter, EnergyReporter, IncompatibleSystemError, SimulationDiverged, Simulator,
+from hnnsim import (CallbackReporter, ConvergenceError, EnergyReporter, IncompatibleSystemError, SimulationDiverged, Simulator,
                     TrajectoryError, open_trajectory)
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
@@ -118,7 +118,7 @@ def test_divergence_raises_with_step_and_keeps_frames(tmp_path):
 
 def test_implicit_midpoint_non_convergence_is_an_error():
     sim = Simulator(systems.Pendulum(), integrators.ImplicitMidpoint(dt=5.0), q0=[3.0], p0=[5.0])
-    with pytest.raises(SimulationDiverged, match=r"did not converge at step 1 |non-finite at step 1 "):
+    with pytest.raises((ConvergenceError, SimulationDiverged), match=r"did not converge at step 1 |non-finite at step 1 "):
         sim.run(10)
 
 
@@ -328,3 +328,36 @@ def test_writer_reopen_keeps_frames_up_to_the_checkpoint(tmp_path):
     with h5md.H5MDWriter(on, mode="a") as w:
         assert (w.n_frames, w.last_step()) == (101, 1000)
     np.testing.assert_array_equal(h5md.read_frames(on)["q"], before["q"])
+
+
+# -- one error root -----------------------------------------------------------------
+
+def test_every_error_is_an_hnnsim_error_and_the_builtin_users_expect(tmp_path):
+    """Each refusal is an HnnsimError and also the built-in a Python user would catch."""
+    import hnnsim
+    from hnnsim import HnnsimError
+
+    cases = [
+        (lambda: systems.get("pendulm"), KeyError, "unknown system 'pendulm'"),
+        (lambda: systems.Pendulum(length=-1.0), ValueError, "length"),
+        (lambda: integrators.Leapfrog(dt="x"), TypeError, "dt must be a positive number"),
+        (lambda: Simulator(systems.DoublePendulum(), integrators.Leapfrog(dt=0.1)), ValueError, "not separable"),
+        (lambda: open_trajectory(tmp_path / "missing.h5"), FileNotFoundError, "no such trajectory file"),
+        (lambda: systems.load(tmp_path / "missing.hnn"), OSError, "cannot read model file"),
+    ]
+    (tmp_path / "notes.h5").write_text("not hdf5")
+    cases.append((lambda: open_trajectory(tmp_path / "notes.h5"), OSError, "not a readable HDF5 file"))
+    path = str(tmp_path / "x.h5")
+    pendulum_sim().run(10, out=path)
+    cases.append((lambda: pendulum_sim().run(10, out=path), FileExistsError, "already exists"))
+    for call, builtin, text in cases:
+        with pytest.raises(HnnsimError, match=text) as info:
+            call()
+        assert isinstance(info.value, builtin), f"{type(info.value).__name__} is not a {builtin.__name__}"
+    # an unconverged implicit solve is not a divergence: its state is finite
+    assert not issubclass(hnnsim.ConvergenceError, hnnsim.SimulationDiverged)
+    assert issubclass(hnnsim.ConvergenceError, hnnsim.IntegratorError)
+    with pytest.raises(ConvergenceError) as info:
+        Simulator(systems.Pendulum(), integrators.ImplicitMidpoint(dt=0.5, max_iter=2), q0=[3.0], p0=[5.0]).run(10)
+    assert info.value.step == 1 and info.value.member == 0
+    assert str(KeyError("x")) == "'x'" and str(hnnsim.UnknownNameError("unknown x")) == "unknown x"

@@ -15,6 +15,7 @@ import numpy as np
 
 from .. import h5md
 from ..trajectory import energy_drift
+from ..errors import InputError
 
 
 def _true_system(info: h5md.RunInfo):
@@ -68,11 +69,11 @@ def compare(rollout: Dict[str, Any] | str, reference: Optional[Dict[str, Any] | 
         return out
     ref = h5md.read_frames(reference) if isinstance(reference, (str, os.PathLike)) else reference
     if tuple(ref["info"].shape) != tuple(ro["info"].shape):
-        raise ValueError(f"the reference has state shape {tuple(ref['info'].shape)}, the rollout "
+        raise InputError(f"the reference has state shape {tuple(ref['info'].shape)}, the rollout "
                          f"{tuple(ro['info'].shape)}: they are not the same system")
     ia, ib = align(ro["time"], ref["time"])
     if ia.size == 0:
-        raise ValueError("the rollout and the reference have no frame at a common time; write them with the same "
+        raise InputError("the rollout and the reference have no frame at a common time; write them with the same "
                          "t0 and a common multiple of dt * every")
     q, p = ro["q"].reshape(F, n)[ia], ro["p"].reshape(F, n)[ia]
     Fr = int(ref["step"].shape[0])

@@ -17,6 +17,7 @@ from typing import Any, Dict, List, Optional, Sequence, Tuple, Union
 import numpy as np
 
 from .. import h5md
+from ..errors import InputError
 
 #: how the targets dx/dt are obtained
 DERIVATIVES = ("exact", "forward", "central")
@@ -139,22 +140,22 @@ def finite_difference(t: np.ndarray, x: np.ndarray, scheme: str = "central") -> 
     t = np.asarray(t, dtype=np.float64)
     x = np.asarray(x, dtype=np.float64)
     if t.ndim != 1 or x.shape[0] != t.shape[0]:
-        raise ValueError(f"t must be [F] and x [F, k] with the same F, got {t.shape} and {x.shape}")
+        raise InputError(f"t must be [F] and x [F, k] with the same F, got {t.shape} and {x.shape}")
     h = np.diff(t)
     if np.any(~(h > 0)):
-        raise ValueError("finite differences need strictly increasing, distinct sample times")
+        raise InputError("finite differences need strictly increasing, distinct sample times")
     if scheme == "forward":
         if t.size < 2:
-            raise ValueError("forward differences need at least 2 frames")
+            raise InputError("forward differences need at least 2 frames")
         return np.arange(t.size - 1), np.diff(x, axis=0) / h[:, None]
     if scheme == "central":
         if t.size < 3:
-            raise ValueError("central differences need at least 3 frames")
+            raise InputError("central differences need at least 3 frames")
         h1, h2 = h[:-1, None], h[1:, None]
         xm, x0, xp = x[:-2], x[1:-1], x[2:]
         d = (-h2 / (h1 * (h1 + h2))) * xm + ((h2 - h1) / (h1 * h2)) * x0 + (h1 / (h2 * (h1 + h2))) * xp
         return np.arange(1, t.size - 1), d
-    raise ValueError(f"scheme must be 'forward' or 'central', got {scheme!r}")
+    raise InputError(f"scheme must be 'forward' or 'central', got {scheme!r}")
 
 
 def _has_derivatives(frames: Dict[str, Any]) -> bool:
@@ -171,7 +172,7 @@ def read_trajectory(path: PathLike, derivatives: str = "exact") -> Tuple[Dict[st
     ``extra["derivatives"] == "none"``), central differences are used and a warning says so.
     """
     if derivatives not in DERIVATIVES:
-        raise ValueError(f"derivatives must be one of {', '.join(DERIVATIVES)}, got {derivatives!r}")
+        raise InputError(f"derivatives must be one of {', '.join(DERIVATIVES)}, got {derivatives!r}")
     path = os.fspath(path)
     frames = h5md.read_frames(path)
     F = int(frames["step"].shape[0])
@@ -181,7 +182,7 @@ def read_trajectory(path: PathLike, derivatives: str = "exact") -> Tuple[Dict[st
     x = np.concatenate([q, p], axis=1)
     t = np.asarray(frames["time"], dtype=np.float64)
     if not np.all(np.isfinite(x)):
-        raise ValueError(f"{path} holds non-finite states; it cannot be used for training")
+        raise InputError(f"{path} holds non-finite states; it cannot be used for training")
     scheme = derivatives
     if scheme == "exact" and not _has_derivatives(frames):
         warnings.warn(f"{path} has no derivatives (measured data?): using central finite differences",
@@ -193,7 +194,7 @@ def read_trajectory(path: PathLike, derivatives: str = "exact") -> Tuple[Dict[st
         idx = np.arange(F)
     else:
         if F < (2 if scheme == "forward" else 3):
-            raise ValueError(f"{path} has {F} frame(s): too few for {scheme} differences")
+            raise InputError(f"{path} has {F} frame(s): too few for {scheme} differences")
         idx, dxdt = finite_difference(t, x, scheme)
     return frames, TrajectoryData(path=path, split="", time=t[idx], x=x[idx], dxdt=dxdt, derivatives=scheme)
 
@@ -229,15 +230,15 @@ def load(paths: Union[PathLike, Sequence[PathLike]], noise: float = 0.0, test_fr
         paths = [paths]
     paths = [os.fspath(p) for p in paths]
     if not paths:
-        raise ValueError("learn.load needs at least one trajectory file")
+        raise InputError("learn.load needs at least one trajectory file")
     if len(set(paths)) != len(paths):
-        raise ValueError("the same file is given twice")
+        raise InputError("the same file is given twice")
     noise = float(noise)
     if not (noise >= 0 and np.isfinite(noise)):
-        raise ValueError(f"noise must be a finite standard deviation >= 0, got {noise!r}")
+        raise InputError(f"noise must be a finite standard deviation >= 0, got {noise!r}")
     test_fraction = float(test_fraction)
     if not 0.0 <= test_fraction < 1.0:
-        raise ValueError(f"test_fraction must be in [0, 1), got {test_fraction!r}")
+        raise InputError(f"test_fraction must be in [0, 1), got {test_fraction!r}")
     trajs: List[TrajectoryData] = []
     system, shape = None, None
     for path in paths:
@@ -246,10 +247,10 @@ def load(paths: Union[PathLike, Sequence[PathLike]], noise: float = 0.0, test_fr
         if system is None:
             system, shape = info.system, tuple(info.shape)
         elif info.system != system or tuple(info.shape) != shape:
-            raise ValueError(f"{path} was written for {info.system} with state shape {tuple(info.shape)}, but "
+            raise InputError(f"{path} was written for {info.system} with state shape {tuple(info.shape)}, but "
                              f"{paths[0]} for {system} with {shape}: train on files of one system")
         if td.x.shape[0] == 0:
-            raise ValueError(f"{path} holds no frames")
+            raise InputError(f"{path} holds no frames")
         trajs.append(td)
     rng = np.random.default_rng(seed)
     n = len(trajs)
@@ -258,7 +259,7 @@ def load(paths: Union[PathLike, Sequence[PathLike]], noise: float = 0.0, test_fr
         td = trajs[0]
         cut = int(round(td.x.shape[0] * (1.0 - test_fraction)))
         if cut < 1:
-            raise ValueError(f"{td.path}: too few frames ({td.x.shape[0]}) to split in time")
+            raise InputError(f"{td.path}: too few frames ({td.x.shape[0]}) to split in time")
         td.split = "train+test" if cut < td.x.shape[0] else "train"
         parts = {"train": [(td.x[:cut], td.dxdt[:cut])], "test": [(td.x[cut:], td.dxdt[cut:])]}
         train_files, test_files = [td.path], ([td.path] if cut < td.x.shape[0] else [])
@@ -300,11 +301,11 @@ def from_arrays(x: np.ndarray, dxdt: np.ndarray, shape: Optional[Tuple[int, int]
     x = np.atleast_2d(np.asarray(x, dtype=np.float64))
     dxdt = np.atleast_2d(np.asarray(dxdt, dtype=np.float64))
     if x.shape != dxdt.shape or x.shape[1] % 2:
-        raise ValueError(f"x and dxdt must both be [M, 2*ndof], got {x.shape} and {dxdt.shape}")
+        raise InputError(f"x and dxdt must both be [M, 2*ndof], got {x.shape} and {dxdt.shape}")
     ndof = x.shape[1] // 2
     shape = tuple(shape) if shape is not None else (ndof, 1)
     if shape[0] * shape[1] != ndof:
-        raise ValueError(f"shape {shape} does not hold {ndof} degrees of freedom")
+        raise InputError(f"shape {shape} does not hold {ndof} degrees of freedom")
     x_test = np.zeros((0, x.shape[1])) if x_test is None else np.atleast_2d(np.asarray(x_test, dtype=np.float64))
     dxdt_test = np.zeros((0, x.shape[1])) if dxdt_test is None else np.atleast_2d(np.asarray(dxdt_test, dtype=np.float64))
     return Dataset(name=name, system={"name": name, "parameters": {}}, shape=shape, x=x, dxdt=dxdt, x_test=x_test,

@@ -44,6 +44,7 @@ from ..simulator import Simulator
 from . import data as _data
 from .fit import fit as _fit
 from .fit import rollout as _rollout
+from ..errors import InputError, MissingFileError
 
 #: the tasks, with the paper's Table 1 (train, test, energy; baseline, HNN; in units of ``scale``)
 TASKS: Dict[str, Dict[str, Any]] = {
@@ -195,7 +196,7 @@ def run_experiment(task: str, outdir: str = "hnnsim-experiment", seed: int = 0, 
     if task == "real":
         return run_real(data, outdir=outdir, seed=seed, steps=steps, hidden=hidden, progress=progress, quick=quick)
     if task not in TASKS:
-        raise ValueError(f"unknown experiment {task!r}; available: {', '.join(available())}")
+        raise InputError(f"unknown experiment {task!r}; available: {', '.join(available())}")
     cfg = TASKS[task]
     q = QUICK if quick else {}
     steps = int(steps if steps is not None else q.get("steps", cfg["steps"]))
@@ -203,7 +204,7 @@ def run_experiment(task: str, outdir: str = "hnnsim-experiment", seed: int = 0, 
     rollouts = int(rollouts if rollouts is not None else q.get("rollouts", 15))
     n_traj = int(trajectories if trajectories is not None else q.get("trajectories", cfg["trajectories"]))
     if rollouts < 1 or n_traj < 2:
-        raise ValueError(f"need at least 1 rollout and 2 trajectories, got {rollouts} and {n_traj}")
+        raise InputError(f"need at least 1 rollout and 2 trajectories, got {rollouts} and {n_traj}")
     t_begin = time.perf_counter()
     name, params = cfg["system"]
     truth = systems.get(name, **params)
@@ -277,9 +278,9 @@ def run_real(data: Optional[str], outdir: str = "hnnsim-experiment", seed: int =
     is over 5 contiguous time blocks of that segment.
     """
     if data is None:
-        raise ValueError(REAL_DATA_HELP)
+        raise InputError(REAL_DATA_HELP)
     if not os.path.exists(data):
-        raise FileNotFoundError(f"no such file: {data}; {REAL_DATA_HELP}")
+        raise MissingFileError(f"no such file: {data}; {REAL_DATA_HELP}")
     from .pendulum_data import read_schmidt_lipson, schmidt_lipson_to_h5md
 
     cfg = REAL
@@ -306,7 +307,7 @@ def run_real(data: Optional[str], outdir: str = "hnnsim-experiment", seed: int =
     cut = int(round(len(t_all) * (1.0 - cfg["test_fraction"])))
     t_eval, reference = t_all[cut:], x_all[cut:]
     if t_eval.size < 2:
-        raise ValueError(f"{data}: too few rows ({len(t_all)}) for a test segment to roll out over")
+        raise InputError(f"{data}: too few rows ({len(t_all)}) for a test segment to roll out over")
     x0 = reference[:1]
     t_roll = time.perf_counter()
     runs = {"baseline-rk45": _rollout(fits["baseline"].model, x0, t_eval, method="RK45", rtol=1e-9, atol=1e-9),

@@ -17,6 +17,7 @@ import torch
 
 from .data import Dataset
 from .models import _Model, build
+from ..errors import InputError, InputTypeError, IntegratorError, TrainingDiverged
 
 
 @contextlib.contextmanager
@@ -50,7 +51,7 @@ def _dtype(dtype: Any) -> torch.dtype:
         return torch.float32
     if dtype in (torch.float64, "float64", np.float64, "f8", float):
         return torch.float64
-    raise ValueError(f"dtype must be 'float32' or 'float64' (or the torch / NumPy dtype), got {dtype!r}")
+    raise InputError(f"dtype must be 'float32' or 'float64' (or the torch / NumPy dtype), got {dtype!r}")
 
 
 def _loss_stats(model: _Model, x: np.ndarray, y: np.ndarray, dtype: torch.dtype) -> Dict[str, float]:
@@ -125,7 +126,7 @@ def rollout(model: Union[_Model, "FitResult"], x0: Any, t: Sequence[float], meth
     X0 = np.atleast_2d(x0)
     t = np.asarray(t, dtype=np.float64)
     if t.ndim != 1 or t.size < 1 or np.any(np.diff(t) <= 0):
-        raise ValueError("t must be a 1-D increasing sequence of output times")
+        raise InputError("t must be a 1-D increasing sequence of output times")
     dtype = next(model.parameters()).dtype
     with torch_threads(threads):
         out = _rollout(model, X0, t, method, rtol, atol, substeps, dtype)
@@ -157,7 +158,7 @@ def _rollout(model, X0, t, method, rtol, atol, substeps, dtype):
         for b in range(X0.shape[0]):
             sol = solve_ivp(f, (t[0], t[-1]), X0[b], method=method, t_eval=t, rtol=rtol, atol=atol)
             if not sol.success or sol.y.shape[1] != t.size:
-                raise RuntimeError(f"solve_ivp ({method}) failed from state {b}: {sol.message}")
+                raise IntegratorError(f"solve_ivp ({method}) failed from state {b}: {sol.message}")
             out[:, b] = sol.y.T
     return out
 
@@ -226,7 +227,7 @@ class FitResult:
 
     def _require_hamiltonian(self, what: str) -> None:
         if not self.model.hamiltonian_model:
-            raise TypeError(
+            raise InputTypeError(
                 f"{what}: the baseline model predicts dx/dt directly; its vector field is not J grad H of "
                 "any scalar H (nothing makes it conservative or symplectic), so it has no energy and cannot "
                 "become a systems.LearnedSystem for hnnsim's integrators. Roll it out with "
@@ -310,11 +311,11 @@ def fit(data: Dataset, model: str = "hnn", hidden: int = 200, layers: int = 2, s
     dt = _dtype(dtype)
     steps = int(steps)
     if steps < 0:
-        raise ValueError(f"steps must be >= 0, got {steps}")
+        raise InputError(f"steps must be >= 0, got {steps}")
     if data.n_train == 0:
-        raise ValueError("the dataset has no training samples")
+        raise InputError("the dataset has no training samples")
     if batch_size is not None and int(batch_size) < 1:
-        raise ValueError(f"batch_size must be >= 1 or None (full batch), got {batch_size!r}")
+        raise InputError(f"batch_size must be >= 1 or None (full batch), got {batch_size!r}")
     eval_every = max(1, int(eval_every))
     gen = torch.Generator().manual_seed(int(seed))
     net = build(model, data.ndof, hidden=hidden, layers=layers, activation=activation, generator=gen).to(dt)
@@ -352,7 +353,7 @@ def fit(data: Dataset, model: str = "hnn", hidden: int = 200, layers: int = 2, s
             if step % eval_every == 0 or step == steps - 1:
                 train_loss = float(loss.detach())
                 if not np.isfinite(train_loss):
-                    raise FloatingPointError(f"the training loss became {train_loss} at step {step}; lower lr "
+                    raise TrainingDiverged(f"the training loss became {train_loss} at step {step}; lower lr "
                                              f"(now {lr}) or check the data for outliers")
                 test_loss = float("nan")
                 if Xt.shape[0]:

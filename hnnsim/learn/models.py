@@ -20,6 +20,7 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 from torch import nn
+from ..errors import InputError, InputTypeError
 
 class Sin(nn.Module):
     """``sin(x)`` as a module."""
@@ -45,9 +46,9 @@ def mlp(n_in: int, hidden: int, layers: int, n_out: int, activation: str = "tanh
     bias (as in the reference code) and no activation, so the output is unbounded.
     """
     if activation not in ACTIVATIONS:
-        raise ValueError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+        raise InputError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
     if int(layers) < 1 or int(hidden) < 1:
-        raise ValueError(f"need layers >= 1 and hidden >= 1, got layers={layers}, hidden={hidden}")
+        raise InputError(f"need layers >= 1 and hidden >= 1, got layers={layers}, hidden={hidden}")
     sizes = [int(n_in)] + [int(hidden)] * int(layers)
     mods: List[nn.Module] = []
     for a, b in zip(sizes[:-1], sizes[1:]):
@@ -190,7 +191,7 @@ class Baseline(_Model):
         return self.net(x)
 
     def hamiltonian(self, x: torch.Tensor) -> torch.Tensor:
-        raise TypeError("the baseline predicts dx/dt directly and has no Hamiltonian")
+        raise InputTypeError("the baseline predicts dx/dt directly and has no Hamiltonian")
 
     def export(self) -> Networks:
         return {"F": export_mlp(self.net)}
@@ -206,5 +207,5 @@ def build(model: str, ndof: int, hidden: int = 200, layers: int = 2, activation:
     if key in ("separable-hnn", "shnn"):
         key = "separable"
     if key not in MODELS:
-        raise ValueError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
+        raise InputError(f"model must be one of {', '.join(MODELS)}, got {model!r}")
     return MODELS[key](ndof, hidden=hidden, layers=layers, activation=activation, generator=generator)

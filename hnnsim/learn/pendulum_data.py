@@ -22,6 +22,7 @@ from typing import List, Optional, Sequence
 import numpy as np
 
 from .. import h5md
+from ..errors import InputError, MissingFileError
 
 #: ``info.system["name"]`` of the files written here (not a registered system: the file
 #: holds measurements, not a simulation)
@@ -68,19 +69,19 @@ def read_schmidt_lipson(path: str | os.PathLike) -> MeasuredTrajectory:
     """
     path = os.fspath(path)
     if not os.path.exists(path):
-        raise FileNotFoundError(f"no such file: {path}")
+        raise MissingFileError(f"no such file: {path}")
     with open(path, "r", encoding="utf-8", errors="replace") as fh:
         lines = fh.read().splitlines()
     header_at = next((i for i, line in enumerate(lines) if line.strip()), None)
     if header_at is None:
-        raise ValueError(f"{path} is empty")
+        raise InputError(f"{path} is empty")
     header = lines[header_at].strip()
     if not header.startswith("%"):
-        raise ValueError(f"{path}: expected a header line starting with '%' (e.g. '% o v'), found {header[:40]!r}; "
+        raise InputError(f"{path}: expected a header line starting with '%' (e.g. '% o v'), found {header[:40]!r}; "
                          "is this a Schmidt & Lipson data file?")
     columns = header.lstrip("%").split()
     if len(columns) != 2:
-        raise ValueError(f"{path}: the header names {len(columns)} state column(s) ({columns}); a pendulum file "
+        raise InputError(f"{path}: the header names {len(columns)} state column(s) ({columns}); a pendulum file "
                          "names 2 (angle, angular velocity), e.g. '% o v'")
     rows = []
     for lineno, line in enumerate(lines[header_at + 1:], start=header_at + 2):
@@ -89,23 +90,23 @@ def read_schmidt_lipson(path: str | os.PathLike) -> MeasuredTrajectory:
             continue
         parts = text.replace(",", " ").split()
         if len(parts) != 4:
-            raise ValueError(f"{path}:{lineno}: expected 4 columns (trial, time, angle, angular velocity), "
+            raise InputError(f"{path}:{lineno}: expected 4 columns (trial, time, angle, angular velocity), "
                              f"found {len(parts)}: {line[:60]!r}")
         try:
             rows.append([float(v) for v in parts])
         except ValueError:
-            raise ValueError(f"{path}:{lineno}: not a number in {line[:60]!r}") from None
+            raise InputError(f"{path}:{lineno}: not a number in {line[:60]!r}") from None
     if not rows:
-        raise ValueError(f"{path}: no data rows after the header")
+        raise InputError(f"{path}: no data rows after the header")
     a = np.asarray(rows, dtype=np.float64)
     if not np.all(np.isfinite(a)):
         bad = int(np.flatnonzero(~np.all(np.isfinite(a), axis=1))[0])
-        raise ValueError(f"{path}: non-finite value in data row {bad + 1}")
+        raise InputError(f"{path}: non-finite value in data row {bad + 1}")
     trial = a[:, 0].astype(np.int64)
     for k in set(trial.tolist()):
         t = a[trial == k, 1]
         if np.any(np.diff(t) <= 0):
-            raise ValueError(f"{path}: the times of trial {k} do not strictly increase")
+            raise InputError(f"{path}: the times of trial {k} do not strictly increase")
     return MeasuredTrajectory(trial=trial, time=a[:, 1].copy(), angle=a[:, 2].copy(), velocity=a[:, 3].copy(),
                               columns=columns, path=path)
 
@@ -128,7 +129,7 @@ def write_measured_h5md(out: str | os.PathLike, time: np.ndarray, q: np.ndarray,
     n = q.shape[1]
     shape = tuple(shape) if shape is not None else (n, 1)
     if F < 1 or np.any(np.diff(time) <= 0):
-        raise ValueError("need at least one frame and strictly increasing times")
+        raise InputError("need at least one frame and strictly increasing times")
     dt = float(np.median(np.diff(time))) if F > 1 else 1.0
     steps = np.rint((time - time[0]) / dt).astype(np.int64)
     if F > 1 and (np.any(np.diff(steps) <= 0) or not np.allclose(time[0] + steps * dt, time, rtol=0, atol=1e-6 * dt)):
@@ -138,7 +139,7 @@ def write_measured_h5md(out: str | os.PathLike, time: np.ndarray, q: np.ndarray,
                         dt=dt, n_aux=0, separable=False, masses=None,
                         extra={"derivatives": "none" if dqdt is None else "exact", **(extra or {})})
     if (dqdt is None) != (dpdt is None):
-        raise ValueError("give both dqdt and dpdt, or neither")
+        raise InputError("give both dqdt and dpdt, or neither")
     nan = np.full((F, n), np.nan)
     velocity = nan if dqdt is None else np.asarray(dqdt, dtype=np.float64).reshape(F, n)
     force = nan if dpdt is None else np.asarray(dpdt, dtype=np.float64).reshape(F, n)
@@ -169,7 +170,7 @@ def schmidt_lipson_to_h5md(src: str | os.PathLike, out: str | os.PathLike, *, tr
     chosen = data.trials if trials is None else [int(k) for k in trials]
     missing = sorted(set(chosen) - set(data.trials))
     if missing:
-        raise ValueError(f"{data.path} has no trial(s) {missing}; it holds {data.trials}")
+        raise InputError(f"{data.path} has no trial(s) {missing}; it holds {data.trials}")
     out = os.fspath(out)
     root, ext = os.path.splitext(out)
     paths = []
