@@ -187,7 +187,7 @@ STEP_COST_STEPS = 100_000
 
 def _step_cost_cases():
     for system_name in STEP_COST_SYSTEMS:
-        separable = systems.registry.factory(system_name).separable
+        separable = systems.registry.entry(system_name).separable
         for name in integrators.available_for(separable=separable):
             yield pytest.param(system_name, name, id=f"{system_name}-{name}",
                                marks=pytest.mark.benchmark(group=f"step-cost-{system_name}"))

@@ -16,14 +16,15 @@ except Exception:  # running from a source tree that is not installed
     __version__ = "0.1.0"
 
 from .errors import (ConvergenceError, FileError, HnnsimError, IncompatibleSystemError, InputError, InputTypeError,
-                     IntegratorError, MissingFileError, ModelFileError, OutputExistsError, SimulationDiverged,
+                     IntegratorError, MissingExtraError, MissingFileError, ModelFileError, OutputExistsError, SimulationDiverged,
                      TrainingDiverged, TrajectoryError, UnknownNameError)
-from .reporters import CallbackReporter, EnergyReporter, H5MDReporter, ProgressReporter, Reporter
+from .reporters import CallbackReporter, EnergyReporter, H5MDReporter, ProgressReporter, Reporter, ResumableReporter
+from .run import RunInfo, State
 from .simulator import Simulator
 from .trajectory import Frames, Trajectory, open_trajectory
 
 __all__ = ["CallbackReporter", "ConvergenceError", "EnergyReporter", "FileError", "Frames", "H5MDReporter",
            "HnnsimError", "IncompatibleSystemError", "InputError", "InputTypeError", "IntegratorError",
-           "MissingFileError", "ModelFileError", "OutputExistsError", "ProgressReporter", "Reporter",
-           "SimulationDiverged", "Simulator", "Trajectory", "TrainingDiverged", "TrajectoryError", "UnknownNameError",
+           "MissingExtraError", "MissingFileError", "ModelFileError", "OutputExistsError", "ProgressReporter", "Reporter", "ResumableReporter", "RunInfo",
+           "SimulationDiverged", "Simulator", "State", "Trajectory", "TrainingDiverged", "TrajectoryError", "UnknownNameError",
            "__version__", "open_trajectory"]

@@ -127,10 +127,9 @@ def cmd_info(args: argparse.Namespace) -> int:
 def cmd_list(args: argparse.Namespace) -> int:
     print("systems:")
     for name in systems.available():
-        cls = systems.registry.factory(name)
-        defaults = getattr(cls, "defaults", {})
-        sep = "separable" if getattr(cls, "separable", False) else "non-separable"
-        print(f"  {name:20s} {sep:14s} {' '.join(f'{k}={v}' for k, v in defaults.items())}")
+        entry = systems.registry.entry(name)
+        sep = "separable" if entry.separable else "non-separable"
+        print(f"  {name:20s} {sep:14s} {' '.join(f'{k}={v}' for k, v in entry.defaults.items())}")
     print("integrators:")
     for name in integrators.available():
         cls = integrators.registry.factory(name)
@@ -143,8 +142,9 @@ def cmd_list(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     import os
 
-    import torch
+    from .extras import require
 
+    torch = require("torch", "hnnsim train")
     from . import learn
 
     if args.model == "baseline":
@@ -182,10 +182,8 @@ def cmd_rollout(args: argparse.Namespace) -> int:
     if args.start:
         if q0 is not None:
             raise UsageError("give --start FILE or --q0/--p0, not both")
-        frames = h5md.read_frames(args.start)
-        if not len(frames["step"]):
-            raise InputError(f"{args.start} holds no frames")
-        q0, p0 = frames["q"][0], frames["p"][0]
+        first = h5md.read_frame(args.start, 0)  # that frame alone, not the whole file
+        q0, p0 = first["q"], first["p"]
     sim = Simulator(system, integrator, q0, p0)
     traj = sim.run(args.steps, args.every, out=args.output, progress=not args.quiet, overwrite=args.overwrite)
     drift = traj.energy_drift()
@@ -197,7 +195,7 @@ def cmd_rollout(args: argparse.Namespace) -> int:
 def cmd_analyze(args: argparse.Namespace) -> int:
     import os
 
-    from .learn import analysis
+    from . import analysis
 
     for path in [args.rollout] + ([args.reference] if args.reference else []):
         if not os.path.exists(path):
@@ -212,7 +210,7 @@ def cmd_analyze(args: argparse.Namespace) -> int:
 
 
 def cmd_experiment(args: argparse.Namespace) -> int:
-    from .learn.experiment import run_experiment
+    from .apps.experiment import run_experiment
 
     if args.data is not None and args.task != "real":
         raise UsageError("--data is for `hnnsim experiment real` (the measured pendulum)")
@@ -225,7 +223,7 @@ def cmd_experiment(args: argparse.Namespace) -> int:
 
 
 def cmd_demo(args: argparse.Namespace) -> int:
-    from .demo import run_demo, run_integrator_demo
+    from .apps.demo import run_demo, run_integrator_demo
 
     if args.integrators:
         return run_integrator_demo(outdir=args.outdir, quick=args.quick)

@@ -25,8 +25,11 @@ import os
 from typing import Any, Optional, Sequence, Tuple, Union
 
 import numpy as np
-import torch
-from .errors import InputError, InputTypeError
+
+from .errors import InputError, InputTypeError, MissingExtraError
+from .extras import require
+
+torch = require("torch", "hnnsim.deepchem")
 
 
 def _import_deepchem():
@@ -39,7 +42,7 @@ def _import_deepchem():
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             import deepchem
     except ImportError as exc:
-        raise ImportError(
+        raise MissingExtraError(
             "hnnsim.deepchem needs DeepChem, which is not installed: pip install 'hnnsim[deepchem]' "
             f"(DeepChem 2.8.0, Python < 3.12). The rest of hnnsim works without it. ({exc})") from None
     finally:
@@ -239,7 +242,7 @@ def dataset_to_trajectory(dataset: Any, path: PathLike, time: Any, *, shape: Opt
     ``time`` ``[M]`` strictly increasing. ``y`` becomes velocity (dq/dt) and force (dp/dt);
     without ``y`` they are NaN and :func:`hnnsim.learn.load` differentiates the states.
     """
-    from .learn.pendulum_data import write_measured_h5md
+    from .h5md import write_measured as write_measured_h5md
 
     X = _as_array(dataset).astype(np.float64)
     if X.ndim != 2 or X.shape[1] % 2:

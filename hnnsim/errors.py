@@ -4,9 +4,9 @@
 from __future__ import annotations
 
 from integrators.errors import (ConvergenceError, FileError, HnnsimError, IncompatibleSystemError, InputError,
-                                InputTypeError, IntegratorError, MissingFileError, ModelFileError, OutputExistsError,
+                                InputTypeError, IntegratorError, MissingExtraError, MissingFileError, ModelFileError, OutputExistsError,
                                 SimulationDiverged, TrainingDiverged, TrajectoryError, UnknownNameError)
 
 __all__ = ["ConvergenceError", "FileError", "HnnsimError", "IncompatibleSystemError", "InputError", "InputTypeError",
-           "IntegratorError", "MissingFileError", "ModelFileError", "OutputExistsError", "SimulationDiverged",
+           "IntegratorError", "MissingExtraError", "MissingFileError", "ModelFileError", "OutputExistsError", "SimulationDiverged",
            "TrainingDiverged", "TrajectoryError", "UnknownNameError"]

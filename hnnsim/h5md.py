@@ -30,15 +30,14 @@ from __future__ import annotations
 import getpass
 import json
 import os
-from dataclasses import dataclass
 from typing import Any, Dict, Optional
 
 import h5py
 import numpy as np
 
 from . import crashpoints
-from .errors import TrajectoryError
-from .errors import InputError, MissingFileError, OutputExistsError
+from .errors import InputError, MissingFileError, OutputExistsError, TrajectoryError
+from .run import RunInfo
 
 FORMAT = "hnnsim-h5md"
 FORMAT_VERSION = 1
@@ -51,22 +50,6 @@ def _version() -> str:
     from . import __version__
 
     return __version__
-
-
-@dataclass
-class RunInfo:
-    """Everything ``/parameters/hnnsim`` records about a run."""
-
-    system: Dict[str, Any]
-    integrator: Dict[str, Any]
-    shape: tuple
-    every: int
-    t0: float
-    dt: float
-    n_aux: int
-    separable: bool
-    masses: Optional[np.ndarray] = None
-    extra: Optional[Dict[str, Any]] = None
 
 
 def _padded(n_dim: int) -> int:
@@ -212,8 +195,8 @@ class H5MDWriter:
         return self._last
 
     def append(self, step: np.ndarray, time: np.ndarray, q: np.ndarray, p: np.ndarray, velocity: np.ndarray,
-               force: np.ndarray, energy: np.ndarray, kinetic: Optional[np.ndarray] = None,
-               potential: Optional[np.ndarray] = None) -> None:
+               force: np.ndarray, energy: np.ndarray, kinetic_energy: Optional[np.ndarray] = None,
+               potential_energy: Optional[np.ndarray] = None) -> None:
         """Append ``F`` frames: ``step``, ``time`` of shape ``[F]``; vectors ``[F, N*D]``; energies ``[F]``."""
         F = int(np.shape(step)[0])
         if F == 0:
@@ -231,7 +214,7 @@ class H5MDWriter:
             block = np.zeros((F, n, dp))
             block[:, :, :d] = np.asarray(data).reshape(F, n, d)
             ds[start:end] = block
-        series = {"hamiltonian": energy, "kinetic_energy": kinetic, "potential_energy": potential}
+        series = {"hamiltonian": energy, "kinetic_energy": kinetic_energy, "potential_energy": potential_energy}
         for name, ds in self._obs.items():
             ds.resize(end, axis=0)
             ds[start:end] = series[name]
@@ -277,6 +260,43 @@ class H5MDWriter:
         self.close()
 
 
+def write_measured(out: str | os.PathLike, time: np.ndarray, q: np.ndarray, p: np.ndarray, *,
+                        shape: Optional[tuple] = None, system: Optional[dict] = None, extra: Optional[dict] = None,
+                        overwrite: bool = False, dqdt: Optional[np.ndarray] = None,
+                        dpdt: Optional[np.ndarray] = None) -> str:
+    """Write measured states as an hnnsim H5MD trajectory.
+
+    ``time`` ``[F]`` (strictly increasing), ``q``, ``p`` ``[F, ndof]``. Steps are the frame
+    times in units of the median spacing when that is exact (even sampling), else the frame
+    index. Energy is NaN; velocity and force are ``dqdt`` and ``dpdt`` when both are given
+    (``[F, ndof]``), else NaN (``extra["derivatives"] = "none"``).
+    """
+    time = np.asarray(time, dtype=np.float64)
+    F = time.shape[0]
+    q = np.asarray(q, dtype=np.float64).reshape(F, -1)
+    p = np.asarray(p, dtype=np.float64).reshape(F, -1)
+    n = q.shape[1]
+    shape = tuple(shape) if shape is not None else (n, 1)
+    if F < 1 or np.any(np.diff(time) <= 0):
+        raise InputError("need at least one frame and strictly increasing times")
+    dt = float(np.median(np.diff(time))) if F > 1 else 1.0
+    steps = np.rint((time - time[0]) / dt).astype(np.int64)
+    if F > 1 and (np.any(np.diff(steps) <= 0) or not np.allclose(time[0] + steps * dt, time, rtol=0, atol=1e-6 * dt)):
+        steps = np.arange(F, dtype=np.int64)  # uneven sampling: frame index, true times kept in `time`
+    info = RunInfo(system=system or {"name": "measured", "parameters": {}},
+                        integrator={"name": "measured", "parameters": {}}, shape=shape, every=1, t0=float(time[0]),
+                        dt=dt, n_aux=0, separable=False, masses=None,
+                        extra={"derivatives": "none" if dqdt is None else "exact", **(extra or {})})
+    if (dqdt is None) != (dpdt is None):
+        raise InputError("give both dqdt and dpdt, or neither")
+    nan = np.full((F, n), np.nan)
+    velocity = nan if dqdt is None else np.asarray(dqdt, dtype=np.float64).reshape(F, n)
+    force = nan if dpdt is None else np.asarray(dpdt, dtype=np.float64).reshape(F, n)
+    with H5MDWriter(out, info, mode="w", overwrite=overwrite) as w:
+        w.append(steps, time, q, p, velocity, force, np.full(F, np.nan))
+    return os.fspath(out)
+
+
 def recover(path: str | os.PathLike) -> None:
     """Rewrite a trajectory whose writer was killed (HDF5's open-for-write flag still set) into
     a clean file holding every frame up to its last checkpoint, atomically (temporary file,
@@ -293,8 +313,8 @@ def recover(path: str | os.PathLike) -> None:
         n = info.shape[0] * info.shape[1]
         w.append(data["step"][:F], data["time"][:F], data["q"][:F].reshape(F, n), data["p"][:F].reshape(F, n),
                  data["velocity"][:F].reshape(F, n), data["force"][:F].reshape(F, n), data["energy"][:F],
-                 None if data["kinetic"] is None else data["kinetic"][:F],
-                 None if data["potential"] is None else data["potential"][:F])
+                 None if data["kinetic_energy"] is None else data["kinetic_energy"][:F],
+                 None if data["potential_energy"] is None else data["potential_energy"][:F])
         w.checkpoint(ck["step"], ck["q"], ck["p"], ck["aux"])
     os.replace(tmp, path)
 
@@ -366,6 +386,46 @@ def _info(f: h5py.File, path: str) -> RunInfo:
                    extra=json.loads(a["extra"]))
 
 
+def _checkpoint(f: h5py.File) -> Optional[Dict[str, Any]]:
+    ck = f["parameters/hnnsim/checkpoint"]
+    slot = int(ck["slot"][0])
+    if slot < 0:
+        return None
+    return {"step": int(ck["step"][slot]), "q": ck["q"][slot], "p": ck["p"][slot], "aux": ck["aux"][slot]}
+
+
+def read_checkpoint(path: str | os.PathLike) -> tuple:
+    """The run description and the last whole checkpoint (``step``, ``q``, ``p``, ``aux``, or
+    ``None`` before the first), without reading any frame."""
+    path = os.fspath(path)
+    with _open(path) as f:
+        info = _info(f, path)
+        try:
+            return info, _checkpoint(f)
+        except (KeyError, OSError) as exc:
+            raise TrajectoryError(f"{path} is damaged or incomplete: {exc}") from None
+
+
+def read_frame(path: str | os.PathLike, index: int = 0) -> Dict[str, Any]:
+    """One completed frame: ``step``, ``time``, ``q``, ``p`` (``[N, D]``), read without the others."""
+    path = os.fspath(path)
+    with _open(path) as f:
+        info = _info(f, path)
+        try:
+            traj = f["particles/trajectory"]
+            steps = traj["position/step"][...]
+            F = min(_valid_prefix(steps), traj["position/time"].shape[0], traj["position/value"].shape[0],
+                    traj["momentum/value"].shape[0])
+            if not -F <= index < F:
+                raise InputError(f"{path} holds {F} frames; there is no frame {index}")
+            i = index % F
+            d = info.shape[1]
+            return {"step": int(steps[i]), "time": float(traj["position/time"][i]),
+                    "q": traj["position/value"][i, :, :d], "p": traj["momentum/value"][i, :, :d]}
+        except (KeyError, OSError) as exc:
+            raise TrajectoryError(f"{path} is damaged or incomplete: {exc}") from None
+
+
 def read_frames(path: str | os.PathLike) -> Dict[str, Any]:
     """Read every completed frame of an hnnsim trajectory.
 
@@ -373,8 +433,9 @@ def read_frames(path: str | os.PathLike) -> Dict[str, Any]:
     -------
     dict
         ``info`` (:class:`RunInfo`), ``step`` ``[F]``, ``time`` ``[F]``, ``q``, ``p``, ``velocity``,
-        ``force`` ``[F, N, D]``, ``energy`` ``[F]`` and, for separable systems, ``kinetic`` and
-        ``potential`` ``[F]``; ``checkpoint``: ``step``, ``q``, ``p``, ``aux`` of the last whole checkpoint.
+        ``force`` ``[F, N, D]``, ``energy`` ``[F]`` and, for separable systems, ``kinetic_energy``
+        and ``potential_energy`` ``[F]`` (else ``None``): the field names of
+        :class:`~hnnsim.trajectory.Trajectory` and :class:`~hnnsim.trajectory.Frames`; ``checkpoint``: ``step``, ``q``, ``p``, ``aux`` of the last whole checkpoint.
     """
     path = os.fspath(path)
     with _open(path) as f:
@@ -391,12 +452,9 @@ def read_frames(path: str | os.PathLike) -> Dict[str, Any]:
                 out[key] = traj[f"{name}/value"][:F, :, :d]
             obs = f["observables"]
             out["energy"] = obs["hamiltonian/value"][:F]
-            out["kinetic"] = obs["kinetic_energy/value"][:F] if "kinetic_energy" in obs else None
-            out["potential"] = obs["potential_energy/value"][:F] if "potential_energy" in obs else None
-            ck = f["parameters/hnnsim/checkpoint"]
-            slot = int(ck["slot"][0])
-            out["checkpoint"] = None if slot < 0 else {
-                "step": int(ck["step"][slot]), "q": ck["q"][slot], "p": ck["p"][slot], "aux": ck["aux"][slot]}
+            out["kinetic_energy"] = obs["kinetic_energy/value"][:F] if "kinetic_energy" in obs else None
+            out["potential_energy"] = obs["potential_energy/value"][:F] if "potential_energy" in obs else None
+            out["checkpoint"] = _checkpoint(f)
         except (KeyError, OSError) as exc:
             raise TrajectoryError(f"{path} is damaged or incomplete: {exc}") from None
     return out

@@ -15,11 +15,10 @@ import numpy as np
 import integrators
 import systems
 
-from . import h5md
-from .errors import ConvergenceError, SimulationDiverged, TrajectoryError
-from .reporters import H5MDReporter, ProgressReporter, Reporter, member_paths
+from .errors import ConvergenceError, InputError, InputTypeError, SimulationDiverged, TrajectoryError
+from .reporters import H5MDReporter, ProgressReporter, Reporter, ResumableReporter
+from .run import RunInfo, State, read_only
 from .trajectory import Frames, Trajectory, _system_from
-from .errors import InputError, InputTypeError
 
 #: a block holds at most this many bytes of q and p
 _BLOCK_BYTES = 8 * 2**20
@@ -80,7 +79,7 @@ class Simulator:
         self._aux = integrator.init_aux(self._q, self._p)
         self.step = 0
         self.reporters: List[Reporter] = list(reporters)
-        self._file: Optional[H5MDReporter] = None
+        self._output: Optional[ResumableReporter] = None  # the file(s) this simulation writes (out= or resume)
         self._every: Optional[int] = None
 
     # -- state -------------------------------------------------------------------
@@ -124,58 +123,52 @@ class Simulator:
     @property
     def path(self) -> Optional[str]:
         """The H5MD file this simulation writes to (set by ``run(out=...)`` or :meth:`resume`)."""
-        return self._file.path if self._file else None
+        return self._output.path if self._output else None
 
     def energy(self) -> Union[float, np.ndarray]:
         """H of the current state (an array ``[B]`` for an ensemble)."""
         e = self.system.energy(self._q, self._p)
         return e if self._ensemble else float(e[0])
 
-    # -- file support ------------------------------------------------------------
-    def _run_info(self) -> h5md.RunInfo:
+    # -- what reporters see -------------------------------------------------------
+    def _run_info(self, every: int) -> RunInfo:
         extra = {}
         model_hash = getattr(self.system, "model_hash", None)
         if model_hash:
             extra["model_hash"] = model_hash
-        return h5md.RunInfo(system=self.system.describe(), integrator=integrators.describe(self.integrator),
-                            shape=tuple(self.system.shape), every=int(self._every or 1), t0=self.t0,
-                            dt=self.integrator.dt, n_aux=self.integrator.n_aux, separable=self.system.separable,
-                            masses=self.system.masses(), extra=extra)
+        return RunInfo(system=self.system.describe(), integrator=integrators.describe(self.integrator),
+                       shape=tuple(self.system.shape), every=int(every), t0=self.t0, dt=self.integrator.dt,
+                       n_aux=self.integrator.n_aux, separable=self.system.separable, masses=self.system.masses(),
+                       extra=extra)
 
-    def _write_checkpoint(self, writers: Sequence[h5md.H5MDWriter]) -> None:
-        for b, w in enumerate(writers):
-            w.checkpoint(self.step, self._q[b], self._p[b], self._aux[b])
-
-    def _check_continues(self, writer: h5md.H5MDWriter) -> None:
-        info = writer.info  # the report interval was checked by irun against the file's
-        if info.integrator != integrators.describe(self.integrator) or info.system != self.system.describe():
-            raise InputError(f"{writer.path} was written by another system or integrator; write to a new file")
-        if writer.last_step() > self.step:
-            raise TrajectoryError(f"{writer.path} already holds frames up to step {writer.last_step()}, "
-                                  f"beyond this simulation's step {self.step}")
+    def _snapshot(self) -> State:
+        return State(step=self.step, time=self.time, q=read_only(self._q), p=read_only(self._p),
+                     aux=read_only(self._aux))
 
     @classmethod
-    def resume(cls, path: str | os.PathLike, *, reporters: Sequence[Reporter] = ()) -> "Simulator":
-        """A simulator continuing the trajectory file ``path`` from its last checkpoint.
+    def resume(cls, path: str | os.PathLike, *, reporters: Sequence[Reporter] = (),
+               format: type = H5MDReporter) -> "Simulator":
+        """A simulator continuing the output at ``path`` from its last checkpoint.
 
         The file alone is enough: system, integrator (with Tao's extended copies), state,
-        step, ``t0`` and report interval are read from it. The next :meth:`run` cuts frames
-        written after the checkpoint (a run killed mid-block) and appends to the same file;
-        a run of 2N steps and N steps + resume + N steps are bit-identical.
+        step, ``t0`` and report interval are read from its run description and checkpoint
+        (no frame is read). The next :meth:`run` cuts frames written after the checkpoint
+        (a run killed mid-block) and appends to the same file; a run of 2N steps and N steps
+        + resume + N steps are bit-identical. ``format`` is the
+        :class:`~hnnsim.reporters.ResumableReporter` that wrote it (H5MD by default).
         """
         path = os.fspath(path)
-        data = h5md.read_frames(path)
-        info, ck = data["info"], data["checkpoint"]
-        if ck is None:
+        info, state = format.read_checkpoint(path)
+        if state is None:
             raise TrajectoryError(f"{path} has no checkpoint (the run was killed before its first block); start a new run")
         system = _system_from(info, path)
         integrator = integrators.from_description(info.integrator)
-        sim = cls(system, integrator, ck["q"], ck["p"], t0=info.t0, reporters=reporters)
+        sim = cls(system, integrator, state.q[0], state.p[0], t0=info.t0, reporters=reporters)
         if info.n_aux:
-            sim._aux[0] = ck["aux"]
-        sim.step = int(ck["step"])
+            sim._aux[0] = state.aux[0]
+        sim.step = int(state.step)
         sim._every = info.every
-        sim._file = H5MDReporter(path, append=True)
+        sim._output = format(path, append=True)
         return sim
 
     # -- running -----------------------------------------------------------------
@@ -191,9 +184,10 @@ class Simulator:
             Steps between frames (default 1, or the interval of the file being continued).
             Frames fall on global steps that are multiples of ``every``; the initial state is
             a frame when its step is one.
-        out : path, optional
+        out : path or ResumableReporter, optional
             Stream frames to this H5MD file (one file per member for an ensemble:
-            ``out.0.h5``, ...). Later runs of this simulator continue the same file.
+            ``out.0.h5``, ...), or to the output of another resumable format. Later runs of
+            this simulator continue the same output.
         progress : bool
             Show a progress bar.
         reporters : sequence of Reporter
@@ -216,14 +210,13 @@ class Simulator:
         KeyboardInterrupt
             After Ctrl-C, once the file holds every completed frame and a checkpoint.
         """
-        keep = self._file is None and out is None
+        keep = self._output is None and out is None
         blocks = []
         for frames in self.irun(steps, every, out, progress=progress, reporters=reporters, overwrite=overwrite):
             if keep and len(frames):
                 blocks.append(frames.compute())
-        if self._file is not None:
-            trajs = [Trajectory.lazy(self.system, self.integrator, self._every, p)
-                     for p in member_paths(self._file.path, self.members)]
+        if self._output is not None:
+            trajs = self._output.trajectories(self.members)
             return trajs if self._ensemble else trajs[0]
         if not blocks:
             empty = self._frames(np.zeros(0, dtype=np.int64), np.zeros((0,) + self._q.shape), np.zeros((0,) + self._q.shape))
@@ -250,21 +243,43 @@ class Simulator:
         if every is None:
             every = self._every or 1
         every = _count("every", every, minimum=1)
-        if self._file is not None and out is not None and os.fspath(out) != self._file.path:
-            raise InputError(f"this simulation writes to {self._file.path}; it cannot switch to {os.fspath(out)}")
-        if self._every is not None and self._file is not None and every != self._every:
-            raise InputError(f"{self._file.path} records every {self._every} steps; continue it with every={self._every}")
+        if isinstance(out, ResumableReporter):
+            if self._output is not None and out is not self._output:
+                raise InputError(f"this simulation writes to {self._output.path}; it cannot switch to {out.path}")
+            self._output = out
+        elif self._output is not None and out is not None and os.fspath(out) != self._output.path:
+            raise InputError(f"this simulation writes to {self._output.path}; it cannot switch to {os.fspath(out)}")
+        if self._every is not None and self._output is not None and every != self._every:
+            raise InputError(f"{self._output.path} records every {self._every} steps; continue it with every={self._every}")
         if not (isinstance(block_seconds, (int, float)) and block_seconds > 0):
             raise InputError(f"block_seconds must be > 0, got {block_seconds!r}")
-        self._every = every
-        if out is not None and self._file is None:
-            self._file = H5MDReporter(out, overwrite=overwrite)
-        active: List[Reporter] = ([self._file] if self._file else []) + self.reporters + list(reporters)
+        if out is not None and self._output is None:
+            self._output = H5MDReporter(out, overwrite=overwrite)
+        active: List[Reporter] = ([self._output] if self._output else []) + self.reporters + list(reporters)
         if progress:
             active.append(ProgressReporter())
+        intervals = [_interval(r) or every for r in active]
+        record = math.gcd(every, *intervals)  # the kernel records a frame on every step any consumer wants
+        self._every = every
+        run = self._run_info(every)
+
+        def dispatch(frames: Frames) -> Frames:
+            """Hand ``frames`` (recorded every ``record`` steps) to each reporter on its own
+            interval; return the run's own (every ``every`` steps)."""
+            subsets = {record: frames}
+
+            def on(k: int) -> Frames:
+                if k not in subsets:
+                    subsets[k] = frames.select(frames.step % k == 0)
+                return subsets[k]
+            state = self._snapshot()
+            for r, k in zip(active, intervals):
+                r.report(on(k), state)
+            return on(every)
 
         # compile outside the timed loop (a zero-step call), then size chunks by measured speed
-        self.integrator.advance(self.system, self._q.copy(), self._p.copy(), 0, aux=self._aux.copy(), step0=self.step, every=every)
+        self.integrator.advance(self.system, self._q.copy(), self._p.copy(), 0, aux=self._aux.copy(), step0=self.step,
+                                every=record)
         B, n = self._q.shape
         max_frames = max(1, min(_MAX_FRAMES, _BLOCK_BYTES // (16 * B * n)))
         end = self.step + steps
@@ -272,7 +287,7 @@ class Simulator:
 
         def advance(step0: int, nsteps: int):
             t = _time.perf_counter()
-            adv = self.integrator.advance(self.system, work_q, work_p, nsteps, aux=work_aux, step0=step0, every=every)
+            adv = self.integrator.advance(self.system, work_q, work_p, nsteps, aux=work_aux, step0=step0, every=record)
             return adv, nsteps, _time.perf_counter() - t
 
         interrupted = threading.Event()
@@ -284,14 +299,13 @@ class Simulator:
         pool = ThreadPoolExecutor(max_workers=1, thread_name_prefix="hnnsim-kernel")
         pending = None
         try:
+            start = self._snapshot()
             for r in active:
-                r.start(self, steps)
+                r.start(run, start, steps)
                 started.append(r)
-            if self.step % every == 0 and not (self._file and self._file.writers and self._file.writers[0].last_step() >= self.step):
+            if self.step % record == 0:
                 first = self._frames(np.array([self.step], dtype=np.int64), self._q[None].copy(), self._p[None].copy())
-                for r in active:
-                    r.report(self, first)
-                yield first
+                yield dispatch(first)
             launched = self.step
             if launched < end:
                 nsteps = max(1, min(end - launched, every * 64))
@@ -301,7 +315,7 @@ class Simulator:
                 adv, nsteps, elapsed = pending.result()
                 pending = None
                 if not adv.ok:
-                    self._diverged(adv, active)
+                    self._diverged(adv, dispatch)
                 # the state after this block, before the next chunk moves the work arrays on
                 self._q[...] = work_q
                 self._p[...] = work_p
@@ -311,15 +325,15 @@ class Simulator:
                     grow = int(nsteps * block_seconds / elapsed) if elapsed > 0 else 4 * nsteps
                     # the last block's reporting cannot overlap integration: keep blocks to
                     # an eighth of the run so that tail stays short
-                    chunk = max(1, min(grow, 8 * nsteps, max_frames * every, max(steps // 8, every), end - launched))
+                    chunk = max(1, min(grow, 8 * nsteps, max_frames * record, max(steps // 8, every), end - launched))
                     pending = pool.submit(advance, launched, chunk)
                     launched += chunk
-                frames = self._frames(adv.steps, adv.q, adv.p)
+                own = dispatch(self._frames(adv.steps, adv.q, adv.p))
+                # only after every reporter has the block: a checkpoint never runs ahead of the frames
+                state = self._snapshot()
                 for r in active:
-                    r.report(self, frames)
-                if self._file:
-                    self._file.checkpoint(self)
-                yield frames
+                    r.checkpoint(state)
+                yield own
                 if interrupted.is_set():
                     raise KeyboardInterrupt(f"interrupted at step {self.step}; the file holds every frame up to it")
         except BaseException as exc:
@@ -331,17 +345,16 @@ class Simulator:
             pool.shutdown(wait=True)
             if previous is not None:
                 signal.signal(signal.SIGINT, previous)
+            state = self._snapshot()
             for r in started:
-                r.finish(self, error)
+                r.finish(state, error)
 
-    def _diverged(self, adv: integrators.Advance, active: Sequence[Reporter]) -> None:
+    def _diverged(self, adv: integrators.Advance, dispatch: Any) -> None:
         bad = np.flatnonzero(adv.status[:, 0] != 0)
         member = int(bad[np.argmin(adv.status[bad, 1])])
         code, step = int(adv.status[member, 0]), int(adv.status[member, 1])
         good = adv.steps < step
-        frames = self._frames(adv.steps[good], adv.q[good], adv.p[good])
-        for r in active:
-            r.report(self, frames)
+        frames = dispatch(self._frames(adv.steps[good], adv.q[good], adv.p[good]))
         last = int(frames.step[-1]) if len(frames) else None
         kept = f"frames up to step {last} are kept" if last is not None else "no new frame was recorded"
         who = f" (ensemble member {member})" if self.members > 1 else ""
@@ -354,6 +367,15 @@ class Simulator:
             f"the state became non-finite at step {step} (t = {when:.6g}){who} with {type(self.integrator).__name__}"
             f"(dt={self.integrator.dt}) on {self.system!r}; {kept}. Reduce dt or check the initial state.",
             step=step, member=member)
+
+
+def _interval(reporter: Reporter) -> Optional[int]:
+    k = getattr(reporter, "interval", None)
+    if k is None:
+        return None
+    if isinstance(k, bool) or not isinstance(k, (int, np.integer)) or k < 1:
+        raise InputError(f"{type(reporter).__name__}.interval must be a positive integer or None, got {k!r}")
+    return int(k)
 
 
 def _count(name: str, value: Any, minimum: int) -> int:

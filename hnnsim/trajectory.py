@@ -27,7 +27,7 @@ class Frames:
     q, p : ndarray, shape ``[F, B, ndof]``
         Canonical coordinates and momenta of the B ensemble members.
 
-    ``velocity``, ``force`` (``[F, B, ndof]``), ``energy``, ``kinetic``, ``potential``
+    ``velocity``, ``force`` (``[F, B, ndof]``), ``energy``, ``kinetic_energy``, ``potential_energy``
     (``[F, B]``; the last two ``None`` for non-separable systems) are computed once, on
     first access, in one compiled pass.
     """
@@ -52,6 +52,14 @@ class Frames:
     def members(self) -> int:
         return int(self.q.shape[1])
 
+    def select(self, mask: np.ndarray) -> "Frames":
+        """The frames where ``mask`` (``[F]`` bool) is true, sharing derived quantities
+        already computed."""
+        out = Frames(self.system, self.step[mask], self.time[mask], self.q[mask], self.p[mask])
+        if "_observables" in self.__dict__:
+            out.__dict__["_observables"] = {k: None if v is None else v[mask] for k, v in self._observables.items()}
+        return out
+
     @cached_property
     def _observables(self) -> Dict[str, Optional[np.ndarray]]:
         F, B, n = self.q.shape
@@ -71,12 +79,12 @@ class Frames:
         return self._observables["energy"]
 
     @property
-    def kinetic(self) -> Optional[np.ndarray]:
-        return self._observables["kinetic"]
+    def kinetic_energy(self) -> Optional[np.ndarray]:
+        return self._observables["kinetic_energy"]
 
     @property
-    def potential(self) -> Optional[np.ndarray]:
-        return self._observables["potential"]
+    def potential_energy(self) -> Optional[np.ndarray]:
+        return self._observables["potential_energy"]
 
     @staticmethod
     def concatenate(blocks: List["Frames"], system: systems.System) -> "Frames":
@@ -92,7 +100,14 @@ class Frames:
 
 
 class Trajectory:
-    """Frames of one run (or one file), as NumPy arrays.
+    """Frames of one run (or one file), as NumPy arrays: the user-facing type.
+
+    The frame concepts of hnnsim and their one set of field names (``step``, ``time``,
+    ``q``, ``p``, ``velocity``, ``force``, ``energy``, ``kinetic_energy``,
+    ``potential_energy``): :class:`Frames` is one block in flight from the kernel to the
+    reporters (flat ``[F, B, ndof]``, derived quantities computed once on demand);
+    :class:`Trajectory` is a whole run or file shaped ``[F, N, D]``; ``h5md.read_frames`` is
+    the reader's dict of the same names.
 
     Attributes
     ----------
@@ -101,8 +116,8 @@ class Trajectory:
     every : int
         Steps between frames.
     step : ndarray of int64, shape ``[F]``
-    t : ndarray, shape ``[F]``
-        Time of each frame, ``t0 + step * dt``.
+    time : ndarray, shape ``[F]``
+        Time of each frame, ``t0 + step * dt`` (also ``t``).
     q, p, velocity, force : ndarray, shape ``[F, N, D]`` (``[F, B, N, D]`` for an in-memory ensemble)
         Coordinates, momenta, dq/dt = dH/dp and -dH/dq.
     energy : ndarray, shape ``[F]`` (``[F, B]``)
@@ -113,10 +128,10 @@ class Trajectory:
         The file the frames were read from.
     """
 
-    _FIELDS = ("step", "t", "q", "p", "velocity", "force", "energy", "kinetic_energy", "potential_energy", "checkpoint")
+    _FIELDS = ("step", "time", "q", "p", "velocity", "force", "energy", "kinetic_energy", "potential_energy", "checkpoint")
 
     def __init__(self, system: systems.System, integrator: integrators.Integrator, every: int, step: np.ndarray,
-                 t: np.ndarray, q: np.ndarray, p: np.ndarray, velocity: np.ndarray, force: np.ndarray,
+                 time: np.ndarray, q: np.ndarray, p: np.ndarray, velocity: np.ndarray, force: np.ndarray,
                  energy: np.ndarray, kinetic_energy: Optional[np.ndarray] = None,
                  potential_energy: Optional[np.ndarray] = None, path: Optional[str] = None,
                  checkpoint: Optional[Dict[str, Any]] = None):
@@ -125,7 +140,7 @@ class Trajectory:
         self.every = int(every)
         self.path = path
         self._arrays: Optional[Dict[str, Any]] = dict(
-            step=step, t=t, q=q, p=p, velocity=velocity, force=force, energy=energy, kinetic_energy=kinetic_energy,
+            step=step, time=time, q=q, p=p, velocity=velocity, force=force, energy=energy, kinetic_energy=kinetic_energy,
             potential_energy=potential_energy, checkpoint=checkpoint)
 
     @classmethod
@@ -138,13 +153,11 @@ class Trajectory:
     def _load(self) -> Dict[str, Any]:
         if self._arrays is None:
             data = h5md.read_frames(self.path)
-            self._arrays = dict(step=data["step"], t=data["time"], q=data["q"], p=data["p"], velocity=data["velocity"],
-                                force=data["force"], energy=data["energy"], kinetic_energy=data["kinetic"],
-                                potential_energy=data["potential"], checkpoint=data["checkpoint"])
+            self._arrays = {key: data[key] for key in self._FIELDS}
         return self._arrays
 
     step = property(lambda self: self._load()["step"], doc="Global step of each frame, ``[F]``.")
-    t = property(lambda self: self._load()["t"], doc="Time of each frame, ``[F]``.")
+    time = property(lambda self: self._load()["time"], doc="Time of each frame, ``t0 + step * dt``, ``[F]``.")
     q = property(lambda self: self._load()["q"], doc="Coordinates, ``[F, N, D]``.")
     p = property(lambda self: self._load()["p"], doc="Momenta, ``[F, N, D]``.")
     velocity = property(lambda self: self._load()["velocity"], doc="dq/dt = dH/dp, ``[F, N, D]``.")
@@ -169,13 +182,13 @@ class Trajectory:
             return None if a is None else (a[:, 0] if squeeze else a)
 
         return cls(system, integrator, every, frames.step, frames.time, vec(frames.q), vec(frames.p),
-                   vec(frames.velocity), vec(frames.force), sca(frames.energy), sca(frames.kinetic),
-                   sca(frames.potential))
+                   vec(frames.velocity), vec(frames.force), sca(frames.energy), sca(frames.kinetic_energy),
+                   sca(frames.potential_energy))
 
     @property
-    def time(self) -> np.ndarray:
-        """Alias of :attr:`t`."""
-        return self.t
+    def t(self) -> np.ndarray:
+        """Alias of :attr:`time`."""
+        return self.time
 
     def __len__(self) -> int:
         return int(self.step.shape[0])

@@ -32,6 +32,7 @@ from .errors import (
     InputError,
     InputTypeError,
     IntegratorError,
+    MissingExtraError,
     MissingFileError,
     ModelFileError,
     OutputExistsError,
@@ -56,7 +57,7 @@ available = registry.available
 
 def available_for(*, separable: bool) -> List[str]:
     """Registered integrators that can integrate a (non-)separable Hamiltonian."""
-    return [name for name in available() if separable or not getattr(registry.factory(name), "requires_separable", False)]
+    return [name for name in available() if separable or not registry.entry(name).separable]
 
 
 def from_description(desc: dict) -> Integrator:
@@ -66,7 +67,7 @@ def from_description(desc: dict) -> Integrator:
 
 __all__ = [
     "Advance", "ConvergenceError", "FileError", "HnnsimError", "ImplicitMidpoint", "IncompatibleSystemError",
-    "InputError", "InputTypeError", "Integrator", "IntegratorError", "MissingFileError", "ModelFileError",
+    "InputError", "InputTypeError", "Integrator", "IntegratorError", "MissingExtraError", "MissingFileError", "ModelFileError",
     "OutputExistsError", "TrainingDiverged", "TrajectoryError", "UnknownNameError", "Leapfrog", "PEFRL", "RK4", "SimulationDiverged", "Splitting", "StormerVerlet",
     "SymplecticEuler", "Tao", "Yoshida4", "Yoshida6", "as_state", "available", "available_for",
     "check_dt", "describe", "frame_steps", "from_description", "get", "register", "registry", "state_pair",

@@ -16,8 +16,7 @@ from typing import Any, ClassVar, Dict, Tuple
 
 import numba as nb
 import numpy as np
-from .errors import (ConvergenceError, IncompatibleSystemError, InputError, InputTypeError, IntegratorError,  # noqa: F401
-                     SimulationDiverged)
+from .errors import IncompatibleSystemError, InputError, InputTypeError
 
 #: Kernel status codes (column 0 of the ``status`` array).
 OK = 0
@@ -41,6 +40,32 @@ def nonfinite(qb, pb):
     for i in range(qb.shape[0]):
         s += qb[i] + pb[i]
     return not np.isfinite(s)
+
+
+@nb.njit(inline="always", error_model="numpy")
+def first_countdown(step0, every):
+    """Steps from global step ``step0`` to the next multiple of ``every`` (the first frame)."""
+    return every - step0 % every
+
+
+@nb.njit(inline="always", error_model="numpy")
+def end_of_step(qb, pb, bad, step, countdown, every, out_q, out_p, frame, b, status):
+    """The one end of every kernel's step for member ``b``, now at global step ``step``.
+
+    A state that is not finite (or ``bad``: e.g. Tao's copies) sets ``status[b] =
+    (NONFINITE, step)`` and returns frame ``-1`` (the kernel stops this member). Otherwise
+    the report countdown moves on and, when it reaches 0 (``step`` a multiple of ``every``),
+    the state is recorded as frame ``frame``. Returns ``(countdown, frame)``, updated.
+    """
+    if bad or nonfinite(qb, pb):
+        status[b, 0] = NONFINITE
+        status[b, 1] = step
+        return countdown, -1
+    countdown -= 1
+    if countdown == 0:
+        record(out_q, out_p, frame, b, qb, pb)
+        return every, frame + 1
+    return countdown, frame
 
 
 @nb.njit(inline="always", error_model="numpy")

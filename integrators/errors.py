@@ -14,6 +14,7 @@ built-in exception a Python user would reach for, so existing ``except ValueErro
     │   ├── SimulationDiverged (FloatingPointError)  the state became non-finite
     │   └── ConvergenceError (ArithmeticError)   an implicit solve did not converge (state finite)
     ├── TrainingDiverged (FloatingPointError)    a training loss became non-finite
+    ├── MissingExtraError (ImportError)          an optional dependency is missing (names the extra)
     └── FileError (OSError)                      a file hnnsim cannot use as asked
         ├── TrajectoryError                      not a readable / consistent trajectory
         ├── ModelFileError                       not a valid, untampered model file
@@ -102,6 +103,10 @@ class TrainingDiverged(HnnsimError, FloatingPointError):
     """A training loss became non-finite (lower the learning rate, check the data)."""
 
 
+class MissingExtraError(HnnsimError, ImportError):
+    """An optional dependency is not installed; the message names the extra to install."""
+
+
 class FileError(HnnsimError, OSError):
     """A file hnnsim cannot use as asked (also an ``OSError``, like h5py's own errors)."""
 
@@ -123,5 +128,5 @@ class MissingFileError(FileError, FileNotFoundError):
 
 
 __all__ = ["ConvergenceError", "FileError", "HnnsimError", "IncompatibleSystemError", "InputError", "InputTypeError",
-           "IntegratorError", "MissingFileError", "ModelFileError", "OutputExistsError", "SimulationDiverged",
+           "IntegratorError", "MissingExtraError", "MissingFileError", "ModelFileError", "OutputExistsError", "SimulationDiverged",
            "TrainingDiverged", "TrajectoryError", "UnknownNameError"]

@@ -20,7 +20,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from .base import compile_kernel, record, NONFINITE, NOT_CONVERGED, Integrator
+from .base import NONFINITE, NOT_CONVERGED, Integrator, compile_kernel, end_of_step, first_countdown
 from .errors import InputError
 
 _EPS = np.finfo(np.float64).eps
@@ -38,6 +38,7 @@ def _midpoint_kernel(dHdq, dHdp, params, q, p, dt, nsteps, step0, every, max_ite
         vel = np.empty(n)
         grad = np.empty(n)
         frame = 0
+        countdown = first_countdown(step0, every)
         for k in range(nsteps):
             step = step0 + k + 1
             # explicit Euler predictor
@@ -90,9 +91,9 @@ def _midpoint_kernel(dHdq, dHdp, params, q, p, dt, nsteps, step0, every, max_ite
             for i in range(n):
                 qb[i] = q1[i]
                 pb[i] = p1[i]
-            if step % every == 0:
-                record(out_q, out_p, frame, b, qb, pb)
-                frame += 1
+            countdown, frame = end_of_step(qb, pb, False, step, countdown, every, out_q, out_p, frame, b, status)
+            if frame < 0:
+                break
 
 
 _midpoint_kernel_serial, _midpoint_kernel_parallel = compile_kernel(_midpoint_kernel)

@@ -12,7 +12,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from .base import compile_kernel, nonfinite, record, NONFINITE, Integrator
+from .base import Integrator, compile_kernel, end_of_step, first_countdown
 
 
 @nb.njit(error_model="numpy")
@@ -33,6 +33,7 @@ def _rk4_kernel(dHdq, dHdp, params, q, p, dt, nsteps, step0, every, out_q, out_p
         qs = np.empty(n)
         ps = np.empty(n)
         frame = 0
+        countdown = first_countdown(step0, every)
         for k in range(nsteps):
             _rhs(dHdq, dHdp, params, qb, pb, kq[0], kp[0])
             for stage, a in ((1, 0.5), (2, 0.5), (3, 1.0)):
@@ -43,17 +44,24 @@ def _rk4_kernel(dHdq, dHdp, params, q, p, dt, nsteps, step0, every, out_q, out_p
             for i in range(n):
                 qb[i] += dt / 6.0 * (kq[0, i] + 2.0 * kq[1, i] + 2.0 * kq[2, i] + kq[3, i])
                 pb[i] += dt / 6.0 * (kp[0, i] + 2.0 * kp[1, i] + 2.0 * kp[2, i] + kp[3, i])
-            step = step0 + k + 1
-            if nonfinite(qb, pb):
-                status[b, 0] = NONFINITE
-                status[b, 1] = step
+            countdown, frame = end_of_step(qb, pb, False, step0 + k + 1, countdown, every, out_q, out_p, frame, b,
+                                           status)
+            if frame < 0:
                 break
-            if step % every == 0:
-                record(out_q, out_p, frame, b, qb, pb)
-                frame += 1
 
 
 _rk4_kernel_serial, _rk4_kernel_parallel = compile_kernel(_rk4_kernel)
+
+
+def rk4_step(f, y, h):
+    """One classical RK4 step of :math:`y' = f(y)` (the formula above) for any vector field
+    on NumPy arrays: the learned baseline (not a Hamiltonian), a damped pendulum. Hamiltonian
+    systems use the compiled :class:`RK4` instead."""
+    k1 = f(y)
+    k2 = f(y + 0.5 * h * k1)
+    k3 = f(y + 0.5 * h * k2)
+    k4 = f(y + h * k3)
+    return y + h / 6.0 * (k1 + 2.0 * k2 + 2.0 * k3 + k4)
 
 
 class RK4(Integrator):

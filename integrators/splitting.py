@@ -22,7 +22,7 @@ from typing import ClassVar, Sequence
 import numba as nb
 import numpy as np
 
-from .base import compile_kernel, nonfinite, record, NONFINITE, Integrator
+from .base import Integrator, compile_kernel, end_of_step, first_countdown
 
 DRIFT = 0
 KICK = 1
@@ -33,7 +33,6 @@ def _splitting_kernel(dHdq, dHdp, params, kinds, coefs, q, p, dt, nsteps, step0,
     B, n = q.shape
     nops = kinds.shape[0]
     scaled = coefs * dt
-    first_report = every - step0 % every  # steps until the next multiple of ``every``
     for b in nb.prange(B):
         qb = q[b]
         pb = p[b]
@@ -41,7 +40,7 @@ def _splitting_kernel(dHdq, dHdp, params, kinds, coefs, q, p, dt, nsteps, step0,
         vel = np.empty(n)
         grad_valid = False
         frame = 0
-        countdown = first_report
+        countdown = first_countdown(step0, every)
         for k in range(nsteps):
             for op in range(nops):
                 c = scaled[op]
@@ -56,15 +55,10 @@ def _splitting_kernel(dHdq, dHdp, params, kinds, coefs, q, p, dt, nsteps, step0,
                         grad_valid = True
                     for i in range(n):
                         pb[i] -= c * grad[i]
-            if nonfinite(qb, pb):
-                status[b, 0] = NONFINITE
-                status[b, 1] = step0 + k + 1
+            countdown, frame = end_of_step(qb, pb, False, step0 + k + 1, countdown, every, out_q, out_p, frame, b,
+                                           status)
+            if frame < 0:
                 break
-            countdown -= 1
-            if countdown == 0:
-                countdown = every
-                record(out_q, out_p, frame, b, qb, pb)
-                frame += 1
 
 
 _splitting_kernel_serial, _splitting_kernel_parallel = compile_kernel(_splitting_kernel)

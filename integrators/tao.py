@@ -22,7 +22,7 @@ import math
 import numba as nb
 import numpy as np
 
-from .base import compile_kernel, nonfinite, record, NONFINITE, Integrator
+from .base import Integrator, compile_kernel, end_of_step, first_countdown, nonfinite
 from .errors import InputError
 
 
@@ -75,17 +75,14 @@ def _tao_kernel(dHdq, dHdp, params, weights, omega, q, p, aux, dt, nsteps, step0
         grad = np.empty(n)
         vel = np.empty(n)
         frame = 0
+        countdown = first_countdown(step0, every)
         for k in range(nsteps):
             for w in weights:
                 _tao_order2(dHdq, dHdp, params, qb, pb, xb, yb, w * dt, omega, grad, vel)
-            step = step0 + k + 1
-            if nonfinite(qb, pb) or nonfinite(xb, yb):
-                status[b, 0] = NONFINITE
-                status[b, 1] = step
+            countdown, frame = end_of_step(qb, pb, nonfinite(xb, yb), step0 + k + 1, countdown, every, out_q, out_p,
+                                           frame, b, status)
+            if frame < 0:
                 break
-            if step % every == 0:
-                record(out_q, out_p, frame, b, qb, pb)
-                frame += 1
 
 
 _tao_kernel_serial, _tao_kernel_parallel = compile_kernel(_tao_kernel)

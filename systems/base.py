@@ -201,7 +201,7 @@ class System:
         -------
         dict
             ``velocity`` = dH/dp and ``force`` = -dH/dq ``[M, ndof]``; ``energy`` ``[M]``; for
-            separable systems ``potential`` = H(q, 0) and ``kinetic`` = H - V ``[M]``, else ``None``.
+            separable systems ``potential_energy`` = H(q, 0) and ``kinetic_energy`` = H - V ``[M]``, else ``None``.
         """
         M = Q.shape[0]
         velocity = np.empty_like(Q)
@@ -213,8 +213,9 @@ class System:
         if self.separable:
             with np.errstate(invalid="ignore", over="ignore"):  # inf - inf near a divergence is nan, as it should be
                 kinetic = energy - potential
-            return {"velocity": velocity, "force": force, "energy": energy, "kinetic": kinetic, "potential": potential}
-        return {"velocity": velocity, "force": force, "energy": energy, "kinetic": None, "potential": None}
+            return {"velocity": velocity, "force": force, "energy": energy, "kinetic_energy": kinetic,
+                    "potential_energy": potential}
+        return {"velocity": velocity, "force": force, "energy": energy, "kinetic_energy": None, "potential_energy": None}
 
     def split_energy(self, q: Any, p: Any) -> Tuple[np.ndarray, np.ndarray]:
         """Kinetic and potential energy ``(T, V)`` of a separable system, each of shape ``(...)``.

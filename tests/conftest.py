@@ -34,6 +34,45 @@ def _restore_registry():
     for name in set(systems.available()) - before:
         systems.registry.unregister(name)
 
+def _wells(n: int, inputs: int, offset: int, scale: float) -> Tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Hidden units ``scale * [tanh(x_i - 1) - tanh(x_i + 1)]`` for x = inputs[offset:offset+n]:
+    a smooth well in every coordinate (bounded orbits near 0), as first-layer rows and
+    second-layer weights."""
+    W = np.zeros((2 * n, inputs))
+    for i in range(n):
+        W[2 * i, offset + i] = W[2 * i + 1, offset + i] = 1.0
+    b = np.tile([-1.0, 1.0], n)
+    a = np.tile([scale, -scale], n)
+    return W, b, a
+
+
+def _learned_test_systems() -> List[systems.LearnedSystem]:
+    """Two learned systems with fixed weights (no training, no torch), registered so that
+    every physics suite parametrised over ``systems.available()`` covers learned
+    Hamiltonians too: a separable ``T(p) + V(q)`` and a non-separable ``H(q, p)``, two
+    degrees of freedom each, tanh networks whose wells keep orbits near the origin bounded,
+    with seeded couplings so that no coordinate decouples."""
+    rng = np.random.default_rng(2026)
+    n = 2
+    WT, bT, aT = _wells(n, n, 0, 0.8)
+    WV, bV, aV = _wells(n, n, 0, 1.3)
+    WV = WV + 0.15 * rng.standard_normal(WV.shape)  # couples q1 and q2 in V
+    sep = systems.LearnedSystem(
+        "learned-separable-test", (n, 1),
+        {"T": [(WT, bT), (aT[None, :], np.zeros(1))], "V": [(WV, bV), (aV[None, :], np.array([0.3]))]},
+        activation="tanh", separable=True, default_state=([[0.3], [-0.2]], [[0.1], [0.25]]))
+    Wq, bq, aq = _wells(n, 2 * n, 0, 1.1)
+    Wp, bp, ap = _wells(n, 2 * n, n, 0.7)
+    mix = 0.4 * rng.standard_normal((3, 2 * n))  # units that see q and p together: H is not separable
+    W1 = np.vstack([Wq, Wp, mix])
+    b1 = np.concatenate([bq, bp, 0.1 * rng.standard_normal(3)])
+    W2 = np.concatenate([aq, ap, 0.2 * rng.standard_normal(3)])[None, :]
+    hnn = systems.LearnedSystem("learned-hnn-test", (n, 1), {"H": [(W1, b1), (W2, np.zeros(1))]}, activation="tanh",
+                                default_state=([[0.25], [0.1]], [[-0.15], [0.3]]))
+    return [sep.register(), hnn.register()]
+
+
+LEARNED_TEST_SYSTEMS = _learned_test_systems()
 INTEGRATORS: List[str] = integrators.available()
 SYSTEMS: List[str] = systems.available()
 

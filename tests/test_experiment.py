@@ -12,7 +12,8 @@ import integrators
 import systems
 from hnnsim import learn
 from hnnsim.cli import main
-from hnnsim.learn import experiment
+from hnnsim.apps import experiment
+from hnnsim.learn import sampling
 
 
 def _check_results(res, scale_label, text):
@@ -29,7 +30,7 @@ def _check_results(res, scale_label, text):
 
 def test_two_body_initial_states_are_the_papers():
     rng = np.random.default_rng(0)
-    x = experiment._two_body_states(rng, 200, (0.5, 1.5), 0.0)
+    x = sampling.two_body_states(rng, 200, (0.5, 1.5), 0.0)
     q, p = x[:, :4].reshape(-1, 2, 2), x[:, 4:].reshape(-1, 2, 2)
     r = np.linalg.norm(q[:, 0], axis=1)
     assert np.all((r >= 0.5) & (r <= 1.5))
@@ -39,11 +40,11 @@ def test_two_body_initial_states_are_the_papers():
     np.testing.assert_allclose(np.linalg.norm(p[:, 0], axis=1), 0.5 / np.sqrt(r))  # circular speed
     # without orbit noise the orbit is circular: the separation stays 2 r
     tb = systems.get("two-body")
-    traj = experiment.simulate_state(tb, integrators.Yoshida4(dt=0.01), x[0], 500, 50)
+    traj = sampling.simulate_state(tb, integrators.Yoshida4(dt=0.01), x[0], 500, 50)
     sep = np.linalg.norm(traj[:, 0:2] - traj[:, 2:4], axis=1)
     np.testing.assert_allclose(sep, 2 * r[0], rtol=1e-8)
     # with the paper's 5% noise: near-circular, bound
-    y = experiment._two_body_states(rng, 200, (0.5, 1.5), 0.05)
+    y = sampling.two_body_states(rng, 200, (0.5, 1.5), 0.05)
     assert np.all(tb.energy(y[:, :4], y[:, 4:]) < 0)
 
 

@@ -449,12 +449,13 @@ def test_kernels_are_compiled_without_fastmath():
     import numba
 
     found = 0
-    for mod in pkgutil.iter_modules(integrators.__path__):
-        module = importlib.import_module(f"integrators.{mod.name}")
-        for obj in vars(module).values():
-            if isinstance(obj, numba.core.registry.CPUDispatcher):
-                found += 1
-                assert not obj.targetoptions.get("fastmath", False), f"{module.__name__}.{obj.py_func.__name__}"
+    for package in (integrators, systems):
+        for mod in pkgutil.iter_modules(package.__path__):
+            module = importlib.import_module(f"{package.__name__}.{mod.name}")
+            for obj in vars(module).values():
+                if isinstance(obj, numba.core.registry.CPUDispatcher):
+                    found += 1
+                    assert not obj.targetoptions.get("fastmath", False), f"{module.__name__}.{obj.py_func.__name__}"
     assert found > 0
 
 

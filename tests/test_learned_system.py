@@ -26,7 +26,10 @@ import pytest
 import integrators
 import systems
 from systems import LearnedSystem, ModelFileError
-from systems.learned import ACTIVATIONS, _learned_dHdp, _learned_dHdq, _learned_H
+from systems.network_kernels import ACTIVATIONS
+from systems.network_kernels import learned_dHdp as _learned_dHdp
+from systems.network_kernels import learned_dHdq as _learned_dHdq
+from systems.network_kernels import learned_H as _learned_H
 
 torch = pytest.importorskip("torch")
 
@@ -257,7 +260,7 @@ def test_separable_runs_in_leapfrog_like_a_naive_leapfrog():
     np.testing.assert_allclose(T + V, sys_.energy(q, p), rtol=1e-14)
     assert sys_.split_energy(q, np.zeros_like(p))[0] == pytest.approx(0.0, abs=1e-14)
     obs = sys_.observables(q, p)
-    np.testing.assert_allclose(obs["kinetic"], T, rtol=1e-13, atol=1e-14)
+    np.testing.assert_allclose(obs["kinetic_energy"], T, rtol=1e-13, atol=1e-14)
 
 
 def test_non_separable_refused_by_leapfrog_and_run_by_implicit_midpoint():
@@ -348,7 +351,7 @@ def test_registry_round_trip(registered):
     assert systems.get("spring-hnn-test") is sys_
     assert systems.get("Spring_HNN_test") is sys_
     assert systems.from_description(sys_.describe()) is sys_
-    assert systems.registry.factory(sys_.name).separable is True
+    assert systems.registry.entry(sys_.name).separable is True
     assert sys_.register() is sys_  # the same model again: a no-op
     other, _ = build("separable", name="spring-hnn-test", seed=99)
     with pytest.raises(ValueError, match=r"already registered.*spring-hnn-test.*replace=True"):
@@ -678,3 +681,27 @@ def test_every_array_enters_the_model_hash(tmp_path):
             arrays[name] = a
         with pytest.raises(ModelFileError, match=r"hash mismatch"):
             LearnedSystem.load(rewrite(path, tmp_path / f"{name}.hnn", change))
+
+
+def test_zip_bomb_is_refused_unread(tmp_path):
+    """A small file with a member that inflates to 1 GiB is refused from the zip directory,
+    before anything is decompressed (time and memory stay small)."""
+    import tracemalloc
+    import zipfile
+
+    _, path = saved(tmp_path)
+    bomb = tmp_path / "bomb.hnn"
+    with zipfile.ZipFile(path) as src, zipfile.ZipFile(bomb, "w", compression=zipfile.ZIP_DEFLATED) as out:
+        for item in src.infolist():
+            out.writestr(item.filename, src.read(item.filename))
+        with out.open("H.9.weight.npy", "w", force_zip64=True) as big:
+            chunk = bytes(2**24)
+            for _ in range(64):  # 1 GiB of zeros, ~1 MB compressed
+                big.write(chunk)
+    assert bomb.stat().st_size < 5 * 2**20
+    tracemalloc.start()
+    with pytest.raises(ModelFileError, match=r"compressed or declares \d+ bytes.*refused unread"):
+        LearnedSystem.load(bomb)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert peak < 64 * 2**20, f"{peak / 2**20:.0f} MiB allocated before refusing"

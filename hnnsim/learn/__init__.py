@@ -12,19 +12,23 @@ Models: :class:`HNN` (H(q, p) from one MLP), :class:`SeparableHNN` (T(p) + V(q))
 exact or finite-difference targets), :func:`read_schmidt_lipson` and
 :func:`schmidt_lipson_to_h5md` (measured pendulum). Training: :func:`fit` ->
 :class:`FitResult` (``history``, ``model``, ``predict``, ``to_system``, ``rollout``).
-Analysis: :mod:`hnnsim.learn.analysis` (drift, error against a reference, plots); the
-paper's tasks: :mod:`hnnsim.learn.experiment`.
+Analysis: :mod:`hnnsim.analysis` (drift, error against a reference, plots); the
+paper's tasks: :mod:`hnnsim.apps.experiment`. Samplers: :mod:`hnnsim.learn.sampling`.
 """
 
 from __future__ import annotations
 
-from . import analysis
-from .data import Dataset, TrajectoryData, finite_difference, from_arrays, load, read_trajectory
+from ..extras import require
+
+require("torch", "hnnsim.learn (training Hamiltonian neural networks)")
+
+from .. import analysis  # noqa: E402  (rollout analysis needs no torch; kept here under its old name)
+from .data import Dataset, Samples, finite_difference, from_arrays, load, read_trajectory
 from .fit import FitResult, fit, predict, rollout, vector_field
 from .models import ACTIVATIONS, HNN, MODELS, Baseline, SeparableHNN, build, mlp
-from .pendulum_data import MeasuredTrajectory, read_schmidt_lipson, schmidt_lipson_to_h5md, write_measured_h5md
+from .pendulum_data import SchmidtLipsonRows, read_schmidt_lipson, schmidt_lipson_to_h5md, write_measured_h5md
 
-__all__ = ["ACTIVATIONS", "analysis", "HNN", "MODELS", "Baseline", "Dataset", "FitResult", "MeasuredTrajectory", "SeparableHNN",
-           "TrajectoryData", "build", "finite_difference", "fit", "from_arrays", "load", "mlp", "predict",
+__all__ = ["ACTIVATIONS", "analysis", "HNN", "MODELS", "Baseline", "Dataset", "FitResult", "SchmidtLipsonRows", "SeparableHNN",
+           "Samples", "build", "finite_difference", "fit", "from_arrays", "load", "mlp", "predict",
            "read_schmidt_lipson", "read_trajectory", "rollout", "schmidt_lipson_to_h5md", "vector_field",
            "write_measured_h5md"]

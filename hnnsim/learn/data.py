@@ -26,7 +26,7 @@ PathLike = Union[str, "os.PathLike[str]"]
 
 
 @dataclass
-class TrajectoryData:
+class Samples:
     """One trajectory (file) as training samples.
 
     Attributes
@@ -69,7 +69,7 @@ class Dataset:
     x_test, dxdt_test : ndarray, shape ``[M_test, 2*ndof]``
         Test states and targets.
     train_files, test_files : list of str
-    trajectories : list of TrajectoryData
+    trajectories : list of Samples
         Per file, clean states and targets.
     noise, seed, test_fraction : float, int, float
         How the set was built.
@@ -88,7 +88,7 @@ class Dataset:
     dxdt_test: np.ndarray
     train_files: List[str]
     test_files: List[str]
-    trajectories: List[TrajectoryData] = field(repr=False, default_factory=list)
+    trajectories: List[Samples] = field(repr=False, default_factory=list)
     noise: float = 0.0
     seed: int = 0
     test_fraction: float = 0.2
@@ -165,7 +165,7 @@ def _has_derivatives(frames: Dict[str, Any]) -> bool:
     return bool(np.all(np.isfinite(frames["velocity"])) and np.all(np.isfinite(frames["force"])))
 
 
-def read_trajectory(path: PathLike, derivatives: str = "exact") -> Tuple[Dict[str, Any], TrajectoryData]:
+def read_trajectory(path: PathLike, derivatives: str = "exact") -> Tuple[Dict[str, Any], Samples]:
     """Read one H5MD file as samples ``(x, dx/dt)``; returns the raw frames and the samples.
 
     With ``derivatives="exact"`` and a file without derivatives (NaN velocity/force, or
@@ -196,7 +196,7 @@ def read_trajectory(path: PathLike, derivatives: str = "exact") -> Tuple[Dict[st
         if F < (2 if scheme == "forward" else 3):
             raise InputError(f"{path} has {F} frame(s): too few for {scheme} differences")
         idx, dxdt = finite_difference(t, x, scheme)
-    return frames, TrajectoryData(path=path, split="", time=t[idx], x=x[idx], dxdt=dxdt, derivatives=scheme)
+    return frames, Samples(path=path, split="", time=t[idx], x=x[idx], dxdt=dxdt, derivatives=scheme)
 
 
 def load(paths: Union[PathLike, Sequence[PathLike]], noise: float = 0.0, test_fraction: float = 0.2, seed: int = 0,
@@ -239,7 +239,7 @@ def load(paths: Union[PathLike, Sequence[PathLike]], noise: float = 0.0, test_fr
     test_fraction = float(test_fraction)
     if not 0.0 <= test_fraction < 1.0:
         raise InputError(f"test_fraction must be in [0, 1), got {test_fraction!r}")
-    trajs: List[TrajectoryData] = []
+    trajs: List[Samples] = []
     system, shape = None, None
     for path in paths:
         frames, td = read_trajectory(path, derivatives)

@@ -15,9 +15,11 @@ from typing import Any, Callable, Dict, Optional, Sequence, Union
 import numpy as np
 import torch
 
+from integrators.runge_kutta import rk4_step
+
+from ..errors import InputError, InputTypeError, IntegratorError, TrainingDiverged
 from .data import Dataset
 from .models import _Model, build
-from ..errors import InputError, InputTypeError, IntegratorError, TrainingDiverged
 
 
 @contextlib.contextmanager
@@ -145,11 +147,7 @@ def _rollout(model, X0, t, method, rtol, atol, substeps, dtype):
         for i in range(1, t.size):
             h = (t[i] - t[i - 1]) / substeps
             for _ in range(substeps):
-                k1 = f(y)
-                k2 = f(y + 0.5 * h * k1)
-                k3 = f(y + 0.5 * h * k2)
-                k4 = f(y + h * k3)
-                y = y + h / 6.0 * (k1 + 2 * k2 + 2 * k3 + k4)
+                y = rk4_step(f, y, h)
             out[i] = y
     else:
         from scipy.integrate import solve_ivp

@@ -20,7 +20,12 @@ from typing import Any, Callable, Dict, List, Optional, Tuple
 import numpy as np
 import torch
 from torch import nn
+
+from systems.network_kernels import ACTIVATIONS as _KERNEL_ACTIVATIONS
+from systems.network_layout import activation_code
+
 from ..errors import InputError, InputTypeError
+
 
 class Sin(nn.Module):
     """``sin(x)`` as a module."""
@@ -32,8 +37,11 @@ class Sin(nn.Module):
 #: activations a learned system can evaluate in numba (name -> torch module). torch's
 #: Softplus switches to the identity above 20 (threshold); the numba side evaluates it
 #: exactly, a difference below 3e-9.
-ACTIVATIONS: Dict[str, Callable[[], nn.Module]] = {"tanh": nn.Tanh, "softplus": nn.Softplus, "sigmoid": nn.Sigmoid,
-                                                   "sin": Sin}
+_TORCH: Dict[str, Callable[[], nn.Module]] = {"tanh": nn.Tanh, "softplus": nn.Softplus, "sigmoid": nn.Sigmoid,
+                                              "sin": Sin}
+#: built from the one table of activations, :data:`systems.network_kernels.ACTIVATIONS`: a
+#: name the numba kernels cannot evaluate cannot be trained (a KeyError here at import).
+ACTIVATIONS: Dict[str, Callable[[], nn.Module]] = {name: _TORCH[name] for name in _KERNEL_ACTIVATIONS}
 
 Networks = Dict[str, List[Tuple[np.ndarray, np.ndarray]]]
 
@@ -45,8 +53,7 @@ def mlp(n_in: int, hidden: int, layers: int, n_out: int, activation: str = "tanh
     Weights orthogonal (``torch.nn.init.orthogonal_``), biases zero; the last layer has no
     bias (as in the reference code) and no activation, so the output is unbounded.
     """
-    if activation not in ACTIVATIONS:
-        raise InputError(f"activation must be one of {', '.join(ACTIVATIONS)}, got {activation!r}")
+    activation, _ = activation_code(activation)  # the learned system's check: relu refused with the reason
     if int(layers) < 1 or int(hidden) < 1:
         raise InputError(f"need layers >= 1 and hidden >= 1, got layers={layers}, hidden={hidden}")
     sizes = [int(n_in)] + [int(hidden)] * int(layers)

@@ -21,7 +21,7 @@ from typing import List, Optional, Sequence
 
 import numpy as np
 
-from .. import h5md
+from ..h5md import write_measured as write_measured_h5md  # noqa: F401  (its old home)
 from ..errors import InputError, MissingFileError
 
 #: ``info.system["name"]`` of the files written here (not a registered system: the file
@@ -30,7 +30,7 @@ SYSTEM_NAME = "measured-pendulum"
 
 
 @dataclass
-class MeasuredTrajectory:
+class SchmidtLipsonRows:
     """Rows of a Schmidt & Lipson file.
 
     Attributes
@@ -57,7 +57,7 @@ class MeasuredTrajectory:
         return int(self.time.shape[0])
 
 
-def read_schmidt_lipson(path: str | os.PathLike) -> MeasuredTrajectory:
+def read_schmidt_lipson(path: str | os.PathLike) -> SchmidtLipsonRows:
     """Parse a Schmidt & Lipson measured-pendulum text file.
 
     Raises
@@ -107,45 +107,8 @@ def read_schmidt_lipson(path: str | os.PathLike) -> MeasuredTrajectory:
         t = a[trial == k, 1]
         if np.any(np.diff(t) <= 0):
             raise InputError(f"{path}: the times of trial {k} do not strictly increase")
-    return MeasuredTrajectory(trial=trial, time=a[:, 1].copy(), angle=a[:, 2].copy(), velocity=a[:, 3].copy(),
+    return SchmidtLipsonRows(trial=trial, time=a[:, 1].copy(), angle=a[:, 2].copy(), velocity=a[:, 3].copy(),
                               columns=columns, path=path)
-
-
-def write_measured_h5md(out: str | os.PathLike, time: np.ndarray, q: np.ndarray, p: np.ndarray, *,
-                        shape: Optional[tuple] = None, system: Optional[dict] = None, extra: Optional[dict] = None,
-                        overwrite: bool = False, dqdt: Optional[np.ndarray] = None,
-                        dpdt: Optional[np.ndarray] = None) -> str:
-    """Write measured states as an hnnsim H5MD trajectory.
-
-    ``time`` ``[F]`` (strictly increasing), ``q``, ``p`` ``[F, ndof]``. Steps are the frame
-    times in units of the median spacing when that is exact (even sampling), else the frame
-    index. Energy is NaN; velocity and force are ``dqdt`` and ``dpdt`` when both are given
-    (``[F, ndof]``), else NaN (``extra["derivatives"] = "none"``).
-    """
-    time = np.asarray(time, dtype=np.float64)
-    F = time.shape[0]
-    q = np.asarray(q, dtype=np.float64).reshape(F, -1)
-    p = np.asarray(p, dtype=np.float64).reshape(F, -1)
-    n = q.shape[1]
-    shape = tuple(shape) if shape is not None else (n, 1)
-    if F < 1 or np.any(np.diff(time) <= 0):
-        raise InputError("need at least one frame and strictly increasing times")
-    dt = float(np.median(np.diff(time))) if F > 1 else 1.0
-    steps = np.rint((time - time[0]) / dt).astype(np.int64)
-    if F > 1 and (np.any(np.diff(steps) <= 0) or not np.allclose(time[0] + steps * dt, time, rtol=0, atol=1e-6 * dt)):
-        steps = np.arange(F, dtype=np.int64)  # uneven sampling: frame index, true times kept in `time`
-    info = h5md.RunInfo(system=system or {"name": "measured", "parameters": {}},
-                        integrator={"name": "measured", "parameters": {}}, shape=shape, every=1, t0=float(time[0]),
-                        dt=dt, n_aux=0, separable=False, masses=None,
-                        extra={"derivatives": "none" if dqdt is None else "exact", **(extra or {})})
-    if (dqdt is None) != (dpdt is None):
-        raise InputError("give both dqdt and dpdt, or neither")
-    nan = np.full((F, n), np.nan)
-    velocity = nan if dqdt is None else np.asarray(dqdt, dtype=np.float64).reshape(F, n)
-    force = nan if dpdt is None else np.asarray(dpdt, dtype=np.float64).reshape(F, n)
-    with h5md.H5MDWriter(out, info, mode="w", overwrite=overwrite) as w:
-        w.append(steps, time, q, p, velocity, force, np.full(F, np.nan))
-    return os.fspath(out)
 
 
 def schmidt_lipson_to_h5md(src: str | os.PathLike, out: str | os.PathLike, *, trials: Optional[Sequence[int]] = None,

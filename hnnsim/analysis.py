@@ -13,9 +13,10 @@ from typing import Any, Dict, List, Optional
 
 import numpy as np
 
-from .. import h5md
-from ..trajectory import energy_drift
-from ..errors import InputError
+from . import h5md
+from .errors import InputError
+from .extras import figure
+from .trajectory import energy_drift
 
 
 def _true_system(info: h5md.RunInfo):
@@ -120,12 +121,7 @@ def plot(rollout: Dict[str, Any] | str, reference: Optional[Dict[str, Any] | str
          metrics: Optional[Dict[str, Any]] = None, label: str = "rollout") -> List[str]:
     """Write ``<prefix>-phase.png`` (phase portrait of each degree of freedom, up to 3) and
     ``<prefix>-energy.png`` (own H - H0, and with a reference the true energy and the state
-    error against time). Needs matplotlib (imported here). Returns the paths."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    error against time). Needs matplotlib (``hnnsim[plot]``). Returns the paths."""
     ro = h5md.read_frames(rollout) if isinstance(rollout, (str, os.PathLike)) else rollout
     ref = None
     if reference is not None:
@@ -135,7 +131,8 @@ def plot(rollout: Dict[str, Any] | str, reference: Optional[Dict[str, Any] | str
     F = int(ro["step"].shape[0])
     n = int(np.prod(ro["info"].shape))
     shown = min(n, 3)
-    fig, axes = plt.subplots(1, shown, figsize=(4.2 * shown, 4), squeeze=False)
+    fig = figure("analysis plots", figsize=(4.2 * shown, 4))
+    axes = fig.subplots(1, shown, squeeze=False)
     for k in range(shown):
         ax = axes[0, k]
         if ref is not None:
@@ -151,10 +148,10 @@ def plot(rollout: Dict[str, Any] | str, reference: Optional[Dict[str, Any] | str
     fig.tight_layout()
     paths = [f"{prefix}-phase.png"]
     fig.savefig(paths[0], dpi=110)
-    plt.close(fig)
 
     panels = 2 if "error" in metrics else 1
-    fig, axes = plt.subplots(panels, 1, figsize=(7, 3.2 * panels), squeeze=False)
+    fig = figure("analysis plots", figsize=(7, 3.2 * panels))
+    axes = fig.subplots(panels, 1, squeeze=False)
     ax = axes[0, 0]
     if np.all(np.isfinite(ro["energy"])):
         ax.plot(ro["time"], ro["energy"] - ro["energy"][0], lw=0.9, label=f"{label}: own H - H0")
@@ -177,5 +174,4 @@ def plot(rollout: Dict[str, Any] | str, reference: Optional[Dict[str, Any] | str
     fig.tight_layout()
     paths.append(f"{prefix}-energy.png")
     fig.savefig(paths[1], dpi=110)
-    plt.close(fig)
     return paths

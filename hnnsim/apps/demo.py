@@ -30,9 +30,11 @@ import numpy as np
 import integrators
 import systems
 
-from .learn.experiment import ring_states, simulate_state
-from .simulator import Simulator
-from .trajectory import Trajectory, open_trajectory
+from ..errors import MissingExtraError
+from ..extras import figure, require
+from ..simulator import Simulator
+from ..trajectory import Trajectory, open_trajectory
+from .tables import format_table
 
 
 def _period(traj: Trajectory) -> float:
@@ -51,12 +53,6 @@ def _row(name: str, traj: Trajectory, seconds: float, steps: int, period_err: Op
     return [name, f"{d['max_rel']:.2e}", f"{d['slope']:+.2e}", per, f"{1e9 * seconds / steps:.0f}"]
 
 
-def _table(rows: List[List[str]], header: List[str]) -> str:
-    widths = [max(len(r[i]) for r in rows + [header]) for i in range(len(header))]
-    fmt = "  ".join("{:<%d}" % w for w in widths)
-    return "\n".join([fmt.format(*header), fmt.format(*["-" * w for w in widths])] + [fmt.format(*r) for r in rows])
-
-
 #: the paper's mass-spring: H = p^2 / (2 m) + k q^2 / 2 = q^2 + p^2
 SPRING = {"mass": 0.5, "k": 2.0}
 
@@ -69,7 +65,9 @@ def _simulate_each(system, integrator, X0: np.ndarray, steps: int, every: int, o
 
     Members run one at a time rather than as one ensemble: the demo's runs are short, and the
     serial kernel compiles in about a third of the time of the parallel one."""
-    return np.stack([simulate_state(system, integrator, x0, steps, every, out=out.format(i))
+    from ..learn import sampling
+
+    return np.stack([sampling.simulate_state(system, integrator, x0, steps, every, out=out.format(i))
                      for i, x0 in enumerate(X0)], axis=1)
 
 
@@ -81,7 +79,9 @@ def run_demo(outdir: str = "hnnsim-demo", quick: bool = False, seed: int = 0) ->
     ``spring-separable-hnn.hnn`` (learned systems), ``truth.<i>.h5``, ``rollout-hnn.<i>.h5``,
     ``rollout-separable.<i>.h5`` (rollouts), ``results.json`` and ``demo.png``.
     """
-    from . import learn
+    require("torch", "the HNN demo (hnnsim demo; `hnnsim demo --integrators` needs no torch)")
+    from .. import learn
+    from ..learn import sampling
 
     cfg = _QUICK if quick else _FULL
     t_begin = time.perf_counter()
@@ -93,7 +93,7 @@ def run_demo(outdir: str = "hnnsim-demo", quick: bool = False, seed: int = 0) ->
     B = cfg["trajectories"]
     t = time.perf_counter()
     pattern = os.path.join(outdir, "data", "spring.{}.h5")
-    _simulate_each(spring, integrators.Yoshida4(dt=0.01), ring_states(rng, B, (0.1, 1.0)), 300, 10, pattern)
+    _simulate_each(spring, integrators.Yoshida4(dt=0.01), sampling.ring_states(rng, B, (0.1, 1.0)), 300, 10, pattern)
     paths = [pattern.format(i) for i in range(B)]
     print(f"1. simulated {B} mass-spring trajectories (H = q^2 + p^2, Yoshida-4, dt = 0.01, t in [0, 3], "
           f"31 frames each) -> {outdir}/data/spring.*.h5  [{time.perf_counter() - t:.1f} s]")
@@ -168,7 +168,7 @@ def run_demo(outdir: str = "hnnsim-demo", quick: bool = False, seed: int = 0) ->
         rows.append([kind, how, f"{f.train_loss:.4f}", f"{f.test_loss:.4f}", f"{energy_mse:.2e}", f"{coord_mse:.2e}", own])
     print(f"\n5. Mass-spring, {R} test rollouts over t in [0, {horizon:g}] (energy MSE: true H along the rollout vs "
           "along the truth, the paper's metric):")
-    print(_table(rows, ["model", "rollout", "train loss", "test loss", "energy MSE", "coord MSE", "own dH/H max"]))
+    print(format_table(rows, ["model", "rollout", "train loss", "test loss", "energy MSE", "coord MSE", "own dH/H max"]))
     with open(os.path.join(outdir, "results.json"), "w") as fh:
         json.dump({"config": {**cfg, "seed": seed, "spring": SPRING, "noise": 0.1, "rollout_dt": dt},
                    "results": results}, fh, indent=2)
@@ -183,19 +183,16 @@ def run_demo(outdir: str = "hnnsim-demo", quick: bool = False, seed: int = 0) ->
 
 def _demo_plot(outdir: str, runs, t: np.ndarray, H_truth: np.ndarray, true_H) -> Optional[str]:
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print("(install matplotlib for demo.png)")
+        fig = figure("the demo's plot", figsize=(11, 4.3))
+    except MissingExtraError as exc:
+        print(f"(no demo.png: {exc})")
         return None
     styles = {"truth": dict(color="k", lw=3, alpha=0.3), "baseline": dict(color="tab:red", lw=1),
               "hnn-rk45": dict(color="tab:blue", lw=1, ls=":"), "hnn": dict(color="tab:blue", lw=1),
               "separable": dict(color="tab:green", lw=1, ls="--")}
     names = {"truth": "truth", "baseline": "baseline (RK45)", "hnn-rk45": "HNN (RK45)", "hnn": "HNN (implicit midpoint)",
              "separable": "separable HNN (leapfrog)"}
-    fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(11, 4.3))
+    ax1, ax2 = fig.subplots(1, 2)
     for key, x in runs.items():
         ax1.plot(x[:, 0, 0], x[:, 0, 1], label=names[key], **styles[key])
         ax2.plot(t, true_H(x[:, 0]), label=names[key], **styles[key])
@@ -210,7 +207,6 @@ def _demo_plot(outdir: str, runs, t: np.ndarray, H_truth: np.ndarray, true_H) ->
     fig.tight_layout()
     png = os.path.join(outdir, "demo.png")
     fig.savefig(png, dpi=120)
-    plt.close(fig)
     return png
 
 
@@ -241,7 +237,7 @@ def run_integrator_demo(outdir: str = "hnnsim-demo", quick: bool = False) -> int
         traj = open_trajectory(path)
         trajs[name] = traj
         rows.append(_row(name, traj, seconds, steps, abs(_period(traj) - exact) / exact))
-    print(_table(rows, header))
+    print(format_table(rows, header))
 
     dp = systems.DoublePendulum()
     q0, p0 = dp.default_state()
@@ -257,16 +253,13 @@ def run_integrator_demo(outdir: str = "hnnsim-demo", quick: bool = False) -> int
         sim.run(dsteps, every=10, out=path, overwrite=True)
         seconds = time.perf_counter() - t
         rows.append(_row(f"{integ.name} (order {integ.order})", open_trajectory(path), seconds, dsteps, None))
-    print(_table(rows, header))
+    print(format_table(rows, header))
     try:
-        import matplotlib
-
-        matplotlib.use("Agg")
-        import matplotlib.pyplot as plt
-    except ImportError:
-        print(f"\nfiles in {outdir}/ (install matplotlib for energy.png)")
+        fig = figure("the integrator demo's plot", figsize=(7, 4))
+    except MissingExtraError as exc:
+        print(f"\nfiles in {outdir}/ (no energy.png: {exc})")
         return 0
-    fig, ax = plt.subplots(figsize=(7, 4))
+    ax = fig.subplots()
     for name, traj in trajs.items():
         ax.plot(traj.t, np.abs(traj.energy - traj.energy[0]) / traj.energy[0] + 1e-18, label=name, lw=0.8)
     ax.set_yscale("log")

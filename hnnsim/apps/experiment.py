@@ -39,12 +39,15 @@ import numpy as np
 
 import integrators
 import systems
+from integrators.runge_kutta import rk4_step
 
-from ..simulator import Simulator
-from . import data as _data
-from .fit import fit as _fit
-from .fit import rollout as _rollout
 from ..errors import InputError, MissingFileError
+from ..learn import data as _data
+from ..learn import sampling
+from ..learn.fit import fit as _fit
+from ..learn.fit import rollout as _rollout
+from ..learn.pendulum_data import read_schmidt_lipson, schmidt_lipson_to_h5md
+from .tables import format_table
 
 #: the tasks, with the paper's Table 1 (train, test, energy; baseline, HNN; in units of ``scale``)
 TASKS: Dict[str, Dict[str, Any]] = {
@@ -81,48 +84,11 @@ REAL_DATA_HELP = ("the real-pendulum task needs the Schmidt & Lipson measured-pe
                   "experimental data', Science 2009; the file the HNN reference code, greydanus/hamiltonian-nn, uses "
                   "for its real-pendulum experiment). It is not shipped with hnnsim (no stated licence): get a copy "
                   "and pass --data real_pend_h_1.txt (to try the pipeline without it, write a synthetic file with "
-                  "hnnsim.learn.experiment.write_synthetic_pendulum)")
-
-
-def ring_states(rng: np.random.Generator, n: int, radius) -> np.ndarray:
-    """``n`` states ``[q, p]`` (shape ``[n, 2]``) at a random angle and a radius ~ U[radius]."""
-    theta = rng.uniform(0.0, 2.0 * np.pi, n)
-    r = rng.uniform(radius[0], radius[1], n)
-    return np.stack([r * np.cos(theta), r * np.sin(theta)], axis=1)
-
-
-def _two_body_states(rng: np.random.Generator, n: int, radius, orbit_noise: float) -> np.ndarray:
-    """The paper's two-body initial states, ``[n, 8]`` = (x1, y1, x2, y2, px1, py1, px2, py2).
-
-    Body 1 at a random direction and radius r ~ U[radius]; body 2 mirrored through the
-    origin; velocities of the circular orbit (speed 1/(2 sqrt r) for G = m = 1, separation
-    2r), perpendicular to the radius, scaled by (1 + orbit_noise N(0, 1)); body 2 mirrored.
-    """
-    x = ring_states(rng, n, radius)  # body 1
-    r = np.linalg.norm(x, axis=1, keepdims=True)
-    v = np.stack([-x[:, 1], x[:, 0]], axis=1) / r * (0.5 / np.sqrt(r))
-    v = v * (1.0 + orbit_noise * rng.standard_normal((n, 1)))
-    return np.concatenate([x, -x, v, -v], axis=1)
-
-
-def _initial_states(cfg: Dict[str, Any], rng: np.random.Generator, n: int) -> np.ndarray:
-    if "orbit_noise" in cfg:
-        return _two_body_states(rng, n, cfg["radius"], cfg["orbit_noise"])
-    return ring_states(rng, n, cfg["radius"])
-
-
-def simulate_state(system, integrator, x0: np.ndarray, steps: int, every: int, out: str | None = None) -> np.ndarray:
-    """Simulate from the flat state ``x0`` = [q..., p...] (to the file ``out`` if given); the
-    frames as ``[F, 2n]``."""
-    n = x0.shape[0] // 2
-    shape = tuple(system.state_shape())
-    traj = Simulator(system, integrator, x0[:n].reshape(shape), x0[n:].reshape(shape)).run(
-        steps, every=every, out=out, overwrite=True)
-    return np.concatenate([traj.q.reshape(len(traj), n), traj.p.reshape(len(traj), n)], axis=1)
+                  "hnnsim.apps.experiment.write_synthetic_pendulum)")
 
 
 def _loss(model, x: np.ndarray, y: np.ndarray) -> tuple[float, float]:
-    from .fit import predict
+    from ..learn.fit import predict
 
     d = (predict(model, x) - y) ** 2
     return float(d.mean()), float(d.std() / np.sqrt(d.shape[0]))  # per sample, as the reference
@@ -163,9 +129,7 @@ def _report(results: Dict[str, Any], title: str, subtitle: str, paper: Dict[str,
             ["test loss", fmt(m["baseline"]["test"]), fmt(m["hnn"]["test"]), *paper["test"]],
             ["energy MSE, RK45 rollout", fmt(e["baseline-rk45"]), fmt(e["hnn-rk45"]), *paper["energy"]],
             ["energy MSE, implicit midpoint (hnnsim)", "-", fmt(e["hnn-midpoint"]), "-", "-"]]
-    from ..demo import _table
-
-    table = _table(rows, [f"x 1e{int(round(np.log10(scale)))}", "baseline", "HNN", "paper baseline", "paper HNN"])
+    table = format_table(rows, [f"x 1e{int(round(np.log10(scale)))}", "baseline", "HNN", "paper baseline", "paper HNN"])
     results["seconds"] = time.perf_counter() - t_begin
     print(f"\n{title} ({subtitle})")
     print(table)
@@ -215,9 +179,9 @@ def run_experiment(task: str, outdir: str = "hnnsim-experiment", seed: int = 0, 
     sub = cfg["substeps"]
     h = cfg["t_end"] / (cfg["points"] - 1)
     paths = []
-    for i, x0 in enumerate(_initial_states(cfg, rng, n_traj)):
+    for i, x0 in enumerate(sampling.initial_states(cfg, rng, n_traj)):
         path = os.path.join(folder, "data", f"{task}.{i}.h5")
-        simulate_state(truth, integrators.Yoshida4(dt=h / sub), x0, sub * (cfg["points"] - 1), sub, out=path)
+        sampling.simulate_state(truth, integrators.Yoshida4(dt=h / sub), x0, sub * (cfg["points"] - 1), sub, out=path)
         paths.append(path)
     data_set = _data.load(paths, noise=cfg["noise"], test_fraction=cfg["test_fraction"], seed=seed)
     print(f"{cfg['title']}: {len(paths)} trajectories of {cfg['points']} points in [0, {cfg['t_end']:g}] "
@@ -231,14 +195,14 @@ def run_experiment(task: str, outdir: str = "hnnsim-experiment", seed: int = 0, 
     t_end, points = cfg["rollout"]
     if quick:
         points = min(points, q["rollout_points"])
-    X0 = _initial_states(cfg, rng, rollouts)
+    X0 = sampling.initial_states(cfg, rng, rollouts)
     t_eval = np.linspace(0.0, t_end, points)
     he = t_eval[1]
-    true_x = np.stack([simulate_state(truth, integrators.Yoshida4(dt=he / 20), x0, 20 * (points - 1), 20) for x0 in X0], axis=1)
+    true_x = np.stack([sampling.simulate_state(truth, integrators.Yoshida4(dt=he / 20), x0, 20 * (points - 1), 20) for x0 in X0], axis=1)
     t_roll = time.perf_counter()
     runs = {"baseline-rk45": _rollout(fits["baseline"].model, X0, t_eval, method="RK45", rtol=1e-9, atol=1e-9),
             "hnn-rk45": _rollout(fits["hnn"].model, X0, t_eval, method="RK45", rtol=1e-9, atol=1e-9),
-            "hnn-midpoint": np.stack([simulate_state(learned, integrators.ImplicitMidpoint(dt=he / 4), x0, 4 * (points - 1), 4)
+            "hnn-midpoint": np.stack([sampling.simulate_state(learned, integrators.ImplicitMidpoint(dt=he / 4), x0, 4 * (points - 1), 4)
                                       for x0 in X0], axis=1)}
     t_roll = time.perf_counter() - t_roll
     results: Dict[str, Any] = {"task": task, "seed": seed, "steps": steps, "hidden": hidden, "quick": bool(quick),
@@ -281,7 +245,6 @@ def run_real(data: Optional[str], outdir: str = "hnnsim-experiment", seed: int =
         raise InputError(REAL_DATA_HELP)
     if not os.path.exists(data):
         raise MissingFileError(f"no such file: {data}; {REAL_DATA_HELP}")
-    from .pendulum_data import read_schmidt_lipson, schmidt_lipson_to_h5md
 
     cfg = REAL
     q = QUICK if quick else {}
@@ -315,7 +278,7 @@ def run_real(data: Optional[str], outdir: str = "hnnsim-experiment", seed: int =
     # implicit midpoint, 4 steps per (median) sampling interval; frames interpolated onto the measured times
     h = float(np.median(np.diff(t_eval)))
     nsteps = int(np.ceil((t_eval[-1] - t_eval[0]) / h))
-    mid = simulate_state(learned, integrators.ImplicitMidpoint(dt=h / 4), x0[0], 4 * nsteps, 4)
+    mid = sampling.simulate_state(learned, integrators.ImplicitMidpoint(dt=h / 4), x0[0], 4 * nsteps, 4)
     t_mid = t_eval[0] + h * np.arange(mid.shape[0])
     runs["hnn-midpoint"] = np.stack([np.interp(t_eval, t_mid, mid[:, k]) for k in range(2)], axis=1)[:, None, :]
     t_roll = time.perf_counter() - t_roll
@@ -358,11 +321,7 @@ def write_synthetic_pendulum(path: str, seconds: float = 30.0, interval: float =
     for _ in range(n):
         rows.append(y.copy())
         for _ in range(20):
-            k1 = f(y)
-            k2 = f(y + 0.5 * hs * k1)
-            k3 = f(y + 0.5 * hs * k2)
-            k4 = f(y + hs * k3)
-            y = y + hs / 6 * (k1 + 2 * k2 + 2 * k3 + k4)
+            y = rk4_step(f, y, hs)
     x = np.asarray(rows) + noise * rng.standard_normal((n, 2))
     t = 5.0 + interval * np.arange(n)
     with open(path, "w") as fh:
