@@ -44,36 +44,41 @@ def nonfinite(qb, pb):
 
 @nb.njit(inline="always", error_model="numpy")
 def first_countdown(step0, every):
-    """Steps from global step ``step0`` to the next multiple of ``every`` (the first frame)."""
+    """Steps from global step ``step0`` to the next multiple of ``every`` (the first frame).
+
+    Every kernel ends a step with the same few lines (no division in the loop)::
+
+        if step_failed(qb, pb, step, b, status):
+            break
+        countdown -= 1
+        if countdown == 0:
+            countdown = every
+            frame = record(out_q, out_p, frame, b, qb, pb)
+
+    (A helper returning ``(countdown, frame)`` was measured 30 % slower on a one-member
+    leapfrog run: the recording stays in the kernel, the checks in helpers.)
+    """
     return every - step0 % every
 
 
 @nb.njit(inline="always", error_model="numpy")
-def end_of_step(qb, pb, bad, step, countdown, every, out_q, out_p, frame, b, status):
-    """The one end of every kernel's step for member ``b``, now at global step ``step``.
-
-    A state that is not finite (or ``bad``: e.g. Tao's copies) sets ``status[b] =
-    (NONFINITE, step)`` and returns frame ``-1`` (the kernel stops this member). Otherwise
-    the report countdown moves on and, when it reaches 0 (``step`` a multiple of ``every``),
-    the state is recorded as frame ``frame``. Returns ``(countdown, frame)``, updated.
-    """
-    if bad or nonfinite(qb, pb):
+def step_failed(qb, pb, step, b, status):
+    """Whether member ``b`` failed at global step ``step`` (``qb`` or ``pb`` not finite);
+    then ``status[b] = (NONFINITE, step)``."""
+    if nonfinite(qb, pb):
         status[b, 0] = NONFINITE
         status[b, 1] = step
-        return countdown, -1
-    countdown -= 1
-    if countdown == 0:
-        record(out_q, out_p, frame, b, qb, pb)
-        return every, frame + 1
-    return countdown, frame
+        return True
+    return False
 
 
 @nb.njit(inline="always", error_model="numpy")
 def record(out_q, out_p, frame, b, qb, pb):
-    """Copy member ``b``'s state into frame ``frame`` of the output buffers."""
+    """Copy member ``b``'s state into frame ``frame`` of the output buffers; returns ``frame + 1``."""
     for i in range(qb.shape[0]):
         out_q[frame, b, i] = qb[i]
         out_p[frame, b, i] = pb[i]
+    return frame + 1
 
 
 @dataclass

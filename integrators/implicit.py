@@ -20,7 +20,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from .base import NONFINITE, NOT_CONVERGED, Integrator, compile_kernel, end_of_step, first_countdown
+from .base import Integrator, NONFINITE, NOT_CONVERGED, compile_kernel, first_countdown, record, step_failed
 from .errors import InputError
 
 _EPS = np.finfo(np.float64).eps
@@ -91,9 +91,12 @@ def _midpoint_kernel(dHdq, dHdp, params, q, p, dt, nsteps, step0, every, max_ite
             for i in range(n):
                 qb[i] = q1[i]
                 pb[i] = p1[i]
-            countdown, frame = end_of_step(qb, pb, False, step, countdown, every, out_q, out_p, frame, b, status)
-            if frame < 0:
+            if step_failed(qb, pb, step, b, status):
                 break
+            countdown -= 1
+            if countdown == 0:
+                countdown = every
+                frame = record(out_q, out_p, frame, b, qb, pb)
 
 
 _midpoint_kernel_serial, _midpoint_kernel_parallel = compile_kernel(_midpoint_kernel)

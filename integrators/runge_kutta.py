@@ -12,7 +12,7 @@ from __future__ import annotations
 import numba as nb
 import numpy as np
 
-from .base import Integrator, compile_kernel, end_of_step, first_countdown
+from .base import Integrator, compile_kernel, first_countdown, record, step_failed
 
 
 @nb.njit(error_model="numpy")
@@ -44,10 +44,12 @@ def _rk4_kernel(dHdq, dHdp, params, q, p, dt, nsteps, step0, every, out_q, out_p
             for i in range(n):
                 qb[i] += dt / 6.0 * (kq[0, i] + 2.0 * kq[1, i] + 2.0 * kq[2, i] + kq[3, i])
                 pb[i] += dt / 6.0 * (kp[0, i] + 2.0 * kp[1, i] + 2.0 * kp[2, i] + kp[3, i])
-            countdown, frame = end_of_step(qb, pb, False, step0 + k + 1, countdown, every, out_q, out_p, frame, b,
-                                           status)
-            if frame < 0:
+            if step_failed(qb, pb, step0 + k + 1, b, status):
                 break
+            countdown -= 1
+            if countdown == 0:
+                countdown = every
+                frame = record(out_q, out_p, frame, b, qb, pb)
 
 
 _rk4_kernel_serial, _rk4_kernel_parallel = compile_kernel(_rk4_kernel)

@@ -22,7 +22,7 @@ from typing import ClassVar, Sequence
 import numba as nb
 import numpy as np
 
-from .base import Integrator, compile_kernel, end_of_step, first_countdown
+from .base import Integrator, compile_kernel, first_countdown, record, step_failed
 
 DRIFT = 0
 KICK = 1
@@ -55,10 +55,12 @@ def _splitting_kernel(dHdq, dHdp, params, kinds, coefs, q, p, dt, nsteps, step0,
                         grad_valid = True
                     for i in range(n):
                         pb[i] -= c * grad[i]
-            countdown, frame = end_of_step(qb, pb, False, step0 + k + 1, countdown, every, out_q, out_p, frame, b,
-                                           status)
-            if frame < 0:
+            if step_failed(qb, pb, step0 + k + 1, b, status):
                 break
+            countdown -= 1
+            if countdown == 0:
+                countdown = every
+                frame = record(out_q, out_p, frame, b, qb, pb)
 
 
 _splitting_kernel_serial, _splitting_kernel_parallel = compile_kernel(_splitting_kernel)

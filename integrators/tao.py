@@ -22,7 +22,7 @@ import math
 import numba as nb
 import numpy as np
 
-from .base import Integrator, compile_kernel, end_of_step, first_countdown, nonfinite
+from .base import Integrator, compile_kernel, first_countdown, record, step_failed
 from .errors import InputError
 
 
@@ -79,10 +79,13 @@ def _tao_kernel(dHdq, dHdp, params, weights, omega, q, p, aux, dt, nsteps, step0
         for k in range(nsteps):
             for w in weights:
                 _tao_order2(dHdq, dHdp, params, qb, pb, xb, yb, w * dt, omega, grad, vel)
-            countdown, frame = end_of_step(qb, pb, nonfinite(xb, yb), step0 + k + 1, countdown, every, out_q, out_p,
-                                           frame, b, status)
-            if frame < 0:
+            step = step0 + k + 1
+            if step_failed(qb, pb, step, b, status) or step_failed(xb, yb, step, b, status):
                 break
+            countdown -= 1
+            if countdown == 0:
+                countdown = every
+                frame = record(out_q, out_p, frame, b, qb, pb)
 
 
 _tao_kernel_serial, _tao_kernel_parallel = compile_kernel(_tao_kernel)
