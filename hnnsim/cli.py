@@ -71,6 +71,15 @@ def cmd_simulate(args: argparse.Namespace) -> int:
     from .simulator import Simulator
 
     if args.resume:
+        given = [flag for flag, value in (("a system name", args.system), ("--integrator", args.integrator),
+                                          ("--dt", args.dt), ("--every", args.every), ("--param", args.param),
+                                          ("--integrator-param", args.integrator_param), ("--q0", args.q0),
+                                          ("--p0", args.p0), ("-o", args.output), ("--overwrite", args.overwrite or None))
+                 if value is not None]
+        if given:
+            raise UsageError(f"--resume continues {args.resume} with the system, integrator, step, report interval "
+                             f"and output file it records; drop {', '.join(given)} (or start a new run without "
+                             "--resume)")
         sim = Simulator.resume(args.resume)
         print(f"resuming {args.resume} at step {sim.step} (t = {sim.time:.6g}) with {sim.integrator!r}", file=sys.stderr)
         traj = sim.run(args.steps, progress=not args.quiet)
@@ -80,9 +89,11 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         if not args.output:
             raise UsageError("give an output file with -o FILE.h5")
         system = systems.get(args.system, **_key_values(args.param, "--param"))
+        args.integrator = args.integrator or "leapfrog"
+        args.dt = 0.01 if args.dt is None else args.dt
         integrator, q0, p0 = _integrator_and_state(args, "default initial state")
         sim = Simulator(system, integrator, q0, p0)
-        traj = sim.run(args.steps, args.every, out=args.output, progress=not args.quiet, overwrite=args.overwrite)
+        traj = sim.run(args.steps, args.every or 1, out=args.output, progress=not args.quiet, overwrite=args.overwrite)
     drift = traj.energy_drift()
     print(f"wrote {traj.path}: {len(traj)} frames, steps {int(traj.step[0])}..{int(traj.step[-1])}, "
           f"max |dH|/|H0| = {drift['max_rel']:.3e}")
@@ -239,8 +250,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("simulate", help="integrate a system and stream the trajectory to an H5MD file")
     s.add_argument("system", nargs="?", help="system name (hnnsim list)")
-    s.add_argument("--integrator", default="leapfrog", help="integrator name (default leapfrog)")
-    s.add_argument("--dt", type=float, default=0.01, help="step size (default 0.01)")
+    s.add_argument("--integrator", default=None, help="integrator name (default leapfrog)")
+    s.add_argument("--dt", type=float, default=None, help="step size (default 0.01)")
     s.add_argument("--steps", type=int, required=True, help="number of steps")
     s.add_argument("--every", type=int, default=None, help="steps between frames (default 1)")
     s.add_argument("--param", action="append", metavar="NAME=VALUE", help="system parameter, repeatable")
@@ -338,8 +349,6 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
-    if args.command == "simulate" and args.every is None and not args.resume:
-        args.every = 1
     try:
         return int(args.func(args) or 0)
     except KeyboardInterrupt:

@@ -20,6 +20,7 @@ EXIT_CODE = 86
 
 #: Every crash point, in the order one block reaches them.
 POINTS = (
+    "lock:held",               # a writer holds its lock, before it creates or opens the file
     "append:start",            # before the block's value rows
     "append:values",           # value and observable rows written, not flushed
     "append:values-flushed",   # ... flushed; step/time rows not yet written
@@ -29,7 +30,11 @@ POINTS = (
     "checkpoint:data",         # the free slot's q, p, aux, step written, not flushed
     "checkpoint:data-flushed", # ... flushed; the slot index still names the previous slot
     "checkpoint:slot",         # the slot index switched to the new slot
+    "create:rename",           # a new file's first block is on disk, before it is renamed into place
 )
+
+#: points a writer reaches once in its life (at its start)
+ONCE = frozenset({"lock:held", "create:rename"})
 
 
 def _parse(spec: Optional[str]) -> Optional[Tuple[str, int]]:

@@ -29,7 +29,9 @@ from __future__ import annotations
 
 import getpass
 import json
+import math
 import os
+import warnings
 from typing import Any, Dict, Optional
 
 import h5py
@@ -59,6 +61,18 @@ def _padded(n_dim: int) -> int:
 class H5MDWriter:
     """Stream frames of one trajectory to an H5MD file.
 
+    No moment of a writer's life leaves previously readable data unreadable:
+
+    * a new file is laid out under a hidden temporary name (``.<name>.<pid>.partial``),
+      switched to SWMR mode there, and renamed into place only once its first block is on
+      disk (or at close): a kill before that leaves any old file at ``path`` untouched;
+    * an existing file is reopened directly in SWMR-write mode (no window in which HDF5's
+      plain "open for write" flag is set), and a file a killed writer left is rewritten into
+      a temporary file and renamed into place (:func:`recover`);
+    * every writer holds an exclusive lock on the sidecar ``.<name>.lock`` for its whole
+      life, so a second writer, resume or overwrite of the same path gets a clear error
+      instead of taking a live file for a crashed one.
+
     Parameters
     ----------
     path : str or os.PathLike
@@ -69,35 +83,67 @@ class H5MDWriter:
     """
 
     def __init__(self, path: str | os.PathLike, info: Optional[RunInfo] = None, *, mode: str = "w",
-                 overwrite: bool = False):
+                 overwrite: bool = False, lock: bool = True, keep_through: Optional[int] = None):
         self.path = os.fspath(path)
-        if mode == "w":
-            if info is None:
-                raise InputError("a new trajectory file needs a RunInfo")
-            if os.path.exists(self.path) and not overwrite:
-                raise OutputExistsError(
-                    f"{self.path} already exists; pass overwrite=True (CLI: --overwrite) to replace it, "
-                    f"or continue it with Simulator.resume({self.path!r})"
-                )
-            self.info = info
-            self._file = h5py.File(self.path, "w", libver="latest")
-            self._create()
-        elif mode == "a":
-            self.info = read_info(self.path)
-            try:
-                self._file = h5py.File(self.path, "r+", libver="latest")
-            except OSError as exc:
-                if "already open for write" not in str(exc):
-                    raise TrajectoryError(f"cannot open {self.path} to continue it: {exc}") from None
-                # the writer was killed and left HDF5's "open for write" flag set: rewrite the
-                # file's consistent part into a fresh file, then continue that
-                recover(self.path)
-                self._file = h5py.File(self.path, "r+", libver="latest")
-            self._truncate_to_checkpoint()
-        else:
+        self._partial: Optional[str] = None
+        self._lock = None
+        if mode not in ("w", "a"):
             raise InputError(f"mode must be 'w' or 'a', got {mode!r}")
-        self._bind()
-        self._file.swmr_mode = True
+        if mode == "w" and info is None:
+            raise InputError("a new trajectory file needs a RunInfo")
+        if mode == "w" and os.path.exists(self.path) and not overwrite:
+            raise OutputExistsError(
+                f"{self.path} already exists; pass overwrite=True (CLI: --overwrite) to replace it, "
+                f"or continue it with Simulator.resume({self.path!r})")
+        if mode == "a" and not os.path.exists(self.path):
+            raise MissingFileError(f"no such trajectory file: {self.path}")
+        if lock:
+            self._lock = _WriterLock(self.path)
+        try:
+            if mode == "w":
+                self.info = info
+                directory, name = os.path.split(os.path.abspath(self.path))
+                self._partial = os.path.join(directory, f".{name}.{os.getpid()}.partial")
+                self._file = h5py.File(self._partial, "w", libver="latest")
+                self._create()
+            else:
+                self.info = read_info(self.path)
+                try:
+                    self._file = _open_swmr_write(self.path)
+                except OSError as exc:
+                    if "already open for write" not in str(exc):
+                        raise TrajectoryError(f"cannot open {self.path} to continue it: {exc}") from None
+                    # the writer was killed and left HDF5's "open for write" flag set: rewrite
+                    # the file's consistent part into a fresh file, rename it into place,
+                    # then continue that (we hold the lock: no live writer is using it)
+                    recover(self.path)
+                    self._file = _open_swmr_write(self.path)
+                self._truncate(keep_through)
+            self._bind()
+            if mode == "w":
+                self._file.swmr_mode = True
+        except BaseException:
+            self._abandon()
+            raise
+
+    def _abandon(self) -> None:
+        """Give up a writer that failed to start: close, remove its partial file, unlock."""
+        f = getattr(self, "_file", None)
+        if f is not None and f.id.valid:
+            f.close()
+        if self._partial is not None and os.path.exists(self._partial):
+            os.unlink(self._partial)
+        self._partial = None
+        if self._lock is not None:
+            self._lock.release()
+            self._lock = None
+
+    def _publish(self) -> None:
+        """Rename a new file into place (its first block is on disk)."""
+        if self._partial is not None:
+            crashpoints.reached("create:rename")
+            os.replace(self._partial, self.path)
+            self._partial = None
 
     # -- layout ------------------------------------------------------------------
     def _create(self) -> None:
@@ -169,15 +215,17 @@ class H5MDWriter:
         self._n = int(self._step.shape[0])
         self._last = int(self._step[-1]) if self._n else -1
 
-    def _truncate_to_checkpoint(self) -> None:
+    def _truncate(self, keep_through: Optional[int]) -> None:
+        """Cut the frames after step ``keep_through`` (default: the checkpoint's step; a later
+        frame when the run continues from it, see :func:`resume_point`)."""
         ck = self._file["parameters/hnnsim/checkpoint"]
         slot = int(ck["slot"][0])
         if slot < 0:
             raise TrajectoryError(f"{self.path} has no checkpoint: it cannot be continued")
-        last = int(ck["step"][slot])
+        last = int(ck["step"][slot]) if keep_through is None else int(keep_through)
         steps = self._file["particles/trajectory/position/step"][...]
-        valid = _valid_prefix(steps)
-        keep = int(np.searchsorted(steps[:valid], last, side="right"))
+        complete = _complete_frames(self._file)  # never grow a short dataset with fill values
+        keep = int(np.searchsorted(steps[:complete], last, side="right"))
         traj = self._file["particles/trajectory"]
         datasets = [traj["position/step"], traj["position/time"]] + [traj[f"{e}/value"] for e in ELEMENTS]
         datasets += [self._file[f"observables/{name}/value"] for name in self._file["observables"]]
@@ -228,6 +276,7 @@ class H5MDWriter:
         crashpoints.reached("append:series")
         self._file.flush()
         crashpoints.reached("append:series-flushed")
+        self._publish()
         self._n, self._last = end, int(step[-1])
 
     def checkpoint(self, step: int, q: np.ndarray, p: np.ndarray, aux: np.ndarray) -> None:
@@ -251,7 +300,11 @@ class H5MDWriter:
     def close(self) -> None:
         if getattr(self, "_file", None) is not None and self._file.id.valid:
             self._file.flush()
+            self._publish()
             self._file.close()
+        if getattr(self, "_lock", None) is not None:
+            self._lock.release()
+            self._lock = None
 
     def __enter__(self) -> "H5MDWriter":
         return self
@@ -299,17 +352,16 @@ def write_measured(out: str | os.PathLike, time: np.ndarray, q: np.ndarray, p: n
 
 def recover(path: str | os.PathLike) -> None:
     """Rewrite a trajectory whose writer was killed (HDF5's open-for-write flag still set) into
-    a clean file holding every frame up to its last checkpoint, atomically (temporary file,
-    then ``os.replace``)."""
+    a clean file holding every complete frame and its last checkpoint, atomically
+    (temporary file, then ``os.replace``)."""
     path = os.fspath(path)
     data = read_frames(path)
     info, ck = data["info"], data["checkpoint"]
     if ck is None:
         raise TrajectoryError(f"{path} has no checkpoint (killed before its first block): nothing to continue")
-    keep = int(np.searchsorted(data["step"], ck["step"], side="right"))
     tmp = path + ".recover.tmp"
-    with H5MDWriter(tmp, info, mode="w", overwrite=True) as w:
-        F = keep
+    with H5MDWriter(tmp, info, mode="w", overwrite=True, lock=False) as w:
+        F = len(data["step"])  # every complete frame: the writer reopening it decides where to continue
         n = info.shape[0] * info.shape[1]
         w.append(data["step"][:F], data["time"][:F], data["q"][:F].reshape(F, n), data["p"][:F].reshape(F, n),
                  data["velocity"][:F].reshape(F, n), data["force"][:F].reshape(F, n), data["energy"][:F],
@@ -317,6 +369,45 @@ def recover(path: str | os.PathLike) -> None:
                  None if data["potential_energy"] is None else data["potential_energy"][:F])
         w.checkpoint(ck["step"], ck["q"], ck["p"], ck["aux"])
     os.replace(tmp, path)
+
+
+class _WriterLock:
+    """An exclusive ``flock`` on the sidecar ``.<name>.lock`` next to ``path``, held while a
+    writer lives (the kernel drops it when the process dies, so a killed writer never
+    leaves a stale lock). The sidecar stays on disk: deleting a lock file races with the
+    next writer opening it."""
+
+    def __init__(self, path: str):
+        directory, name = os.path.split(os.path.abspath(path))
+        self.path = os.path.join(directory, f".{name}.lock")
+        self._fd: Optional[int] = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            import fcntl
+
+            fcntl.flock(self._fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except ImportError:  # no flock (Windows): no protection against a second writer
+            pass
+        except OSError:
+            os.close(self._fd)
+            self._fd = None
+            raise TrajectoryError(
+                f"{path} is being written by another process (it holds {self.path}); wait for that run to "
+                "finish, or write to another file. Readers can follow it meanwhile (open_trajectory)") from None
+        crashpoints.reached("lock:held")
+
+    def release(self) -> None:
+        if self._fd is not None:
+            os.close(self._fd)
+            self._fd = None
+
+
+def _open_swmr_write(path: str) -> h5py.File:
+    """Open an existing file for appending directly in SWMR-write mode, so that at no moment
+    does it carry HDF5's plain "open for write" flag (which no reader can get past)."""
+    fapl = h5py.h5p.create(h5py.h5p.FILE_ACCESS)
+    fapl.set_libver_bounds(h5py.h5f.LIBVER_LATEST, h5py.h5f.LIBVER_LATEST)
+    fid = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDWR | h5py.h5f.ACC_SWMR_WRITE, fapl)
+    return h5py.File(fid)
 
 
 def _user() -> str:
@@ -376,22 +467,74 @@ def _info(f: h5py.File, path: str) -> RunInfo:
             "it can be read with MDAnalysis, but hnnsim cannot continue or describe it"
         )
     a = f["parameters/hnnsim"].attrs
-    version = int(a["format_version"])
+
+    def attr(name: str, convert, valid=lambda v: True, expected: str = ""):
+        where = f"{path}: attribute /parameters/hnnsim@{name}"
+        if name not in a:
+            raise TrajectoryError(f"{where} is missing; the file is damaged")
+        try:
+            value = convert(a[name])
+        except (TypeError, ValueError) as exc:
+            raise TrajectoryError(f"{where} cannot be read ({exc}); the file is damaged") from None
+        if not valid(value):
+            raise TrajectoryError(f"{where} is {value!r}, expected {expected}; the file is damaged")
+        return value
+
+    version = attr("format_version", int)
     if version > FORMAT_VERSION:
         raise TrajectoryError(f"{path} has format version {version}; this hnnsim reads up to {FORMAT_VERSION}: upgrade hnnsim")
     masses = f["particles/trajectory/mass"][...] if "particles/trajectory/mass" in f else None
-    return RunInfo(system=json.loads(a["system"]), integrator=json.loads(a["integrator"]),
-                   shape=tuple(int(x) for x in a["shape"]), every=int(a["every"]), t0=float(a["t0"]),
-                   dt=float(a["dt"]), n_aux=int(a["n_aux"]), separable=bool(a["separable"]), masses=masses,
-                   extra=json.loads(a["extra"]))
+    finite = math.isfinite
+    return RunInfo(system=attr("system", json.loads, lambda v: isinstance(v, dict) and "name" in v, "a JSON object"),
+                   integrator=attr("integrator", json.loads, lambda v: isinstance(v, dict) and "name" in v,
+                                   "a JSON object"),
+                   shape=attr("shape", lambda v: tuple(int(x) for x in v), lambda v: len(v) == 2 and min(v) >= 1,
+                              "two positive integers (N, D)"),
+                   every=attr("every", int, lambda v: v >= 1, "an integer >= 1"),
+                   t0=attr("t0", float, finite, "a finite number"),
+                   dt=attr("dt", float, lambda v: finite(v) and v > 0, "a finite number > 0"),
+                   n_aux=attr("n_aux", int, lambda v: v >= 0, "an integer >= 0"),
+                   separable=attr("separable", bool), masses=masses,
+                   extra=attr("extra", json.loads, lambda v: isinstance(v, dict), "a JSON object"))
 
 
 def _checkpoint(f: h5py.File) -> Optional[Dict[str, Any]]:
     ck = f["parameters/hnnsim/checkpoint"]
     slot = int(ck["slot"][0])
-    if slot < 0:
+    where = f"{f.filename}: /parameters/hnnsim/checkpoint"
+    if slot == -1:
         return None
-    return {"step": int(ck["step"][slot]), "q": ck["q"][slot], "p": ck["p"][slot], "aux": ck["aux"][slot]}
+    if slot not in (0, 1):
+        raise TrajectoryError(f"{where}/slot is {slot}, expected 0, 1 or -1 (none yet); the file is damaged")
+    out = {"step": int(ck["step"][slot]), "q": ck["q"][slot], "p": ck["p"][slot], "aux": ck["aux"][slot]}
+    if out["step"] < 0:
+        raise TrajectoryError(f"{where}/step[{slot}] is {out['step']}, expected a step >= 0; the file is damaged")
+    for key in ("q", "p", "aux"):
+        if not np.all(np.isfinite(out[key])):
+            raise TrajectoryError(f"{where}/{key}[{slot}] (step {out['step']}) holds non-finite values; the file is "
+                                  "damaged (hnnsim never checkpoints a diverged state)")
+    return out
+
+
+def _complete_frames(f: h5py.File) -> int:
+    """How many leading frames every time-dependent dataset holds, written and consistent.
+
+    ``step`` rows not yet written read as the fill value -1, and the frame count is where
+    they start. A written step that does not increase, with written steps after it, is
+    damage, not an interrupted write: refused, naming the dataset, rather than silently
+    dropping the frames after it.
+    """
+    traj = f["particles/trajectory"]
+    steps = traj["position/step"][...]
+    F = _valid_prefix(steps)
+    if F < steps.size and np.any(steps[F:] >= 0):
+        raise TrajectoryError(
+            f"{f.filename}: /particles/trajectory/position/step is damaged at row {F} (step {int(steps[F])} after "
+            f"{int(steps[F - 1]) if F else 'nothing'}, with written steps after it); hnnsim will not guess which "
+            f"frames are right: the first {F} frames are consistent")
+    lengths = [traj["position/time"].shape[0]] + [traj[f"{e}/value"].shape[0] for e in ELEMENTS]
+    lengths += [f[f"observables/{o}/value"].shape[0] for o in f["observables"]]
+    return min([F] + lengths)
 
 
 def read_checkpoint(path: str | os.PathLike) -> tuple:
@@ -406,6 +549,51 @@ def read_checkpoint(path: str | os.PathLike) -> tuple:
             raise TrajectoryError(f"{path} is damaged or incomplete: {exc}") from None
 
 
+def resume_point(path: str | os.PathLike) -> tuple:
+    """Where a run continues: the run description and a state dict (``step``, ``q``, ``p``,
+    ``aux``), or ``None`` before the first checkpoint; reads no frame but the last.
+
+    A writer killed between a block's frames and its checkpoint leaves frames past the
+    checkpoint. For an integrator whose whole state is ``(q, p)`` (``n_aux == 0``) the last
+    complete frame is such a state, and continuing from it is bit-identical (chunking never
+    changes results): no completed frame is dropped and recomputed. Tao's extended copies
+    exist only in the checkpoint, so Tao continues from there.
+    """
+    path = os.fspath(path)
+    info, ck = read_checkpoint(path)
+    if ck is None:
+        return info, ck
+    try:
+        last: Optional[Dict[str, Any]] = read_frame(path, -1)
+    except InputError:  # no frame
+        last = None
+    last_step = -1 if last is None else last["step"]
+    # the last frame the checkpoint's run had written (frames fall on multiples of every)
+    due = ck["step"] - ck["step"] % info.every
+    gap = last_step < due and not (last is None and ck["step"] < info.every)
+    if not gap and last_step <= ck["step"]:
+        return info, ck  # the usual case: frames up to the checkpoint
+    if info.n_aux or last is None:
+        raise TrajectoryError(
+            f"{path} is damaged: its checkpoint is at step {ck['step']} but its complete frames end at step "
+            f"{last_step} ({_lengths(path)}); {'nothing before the checkpoint can be recomputed' if last is None else 'the integrator needs its extended copies, which only the checkpoint holds'}, "
+            "so continuing would leave a gap. Start a new run from the last frame (Simulator(..., q0, p0))")
+    n = int(np.prod(info.shape))
+    # continue from the last complete frame: past a stale checkpoint, or before a gap that
+    # damage left (the frames after it are recomputed, bit-identically)
+    return info, {"step": last["step"], "q": last["q"].reshape(n), "p": last["p"].reshape(n), "aux": ck["aux"]}
+
+
+def _lengths(path: str) -> str:
+    """Row counts of the time-dependent datasets, for error messages."""
+    with _open(path) as f:
+        traj = f["particles/trajectory"]
+        rows = {"position/step": traj["position/step"].shape[0], "position/time": traj["position/time"].shape[0]}
+        rows.update({f"{e}/value": traj[f"{e}/value"].shape[0] for e in ELEMENTS})
+        rows.update({f"observables/{o}/value": f[f"observables/{o}/value"].shape[0] for o in f["observables"]})
+    return ", ".join(f"{k}: {v} rows" for k, v in rows.items())
+
+
 def read_frame(path: str | os.PathLike, index: int = 0) -> Dict[str, Any]:
     """One completed frame: ``step``, ``time``, ``q``, ``p`` (``[N, D]``), read without the others."""
     path = os.fspath(path)
@@ -414,8 +602,7 @@ def read_frame(path: str | os.PathLike, index: int = 0) -> Dict[str, Any]:
         try:
             traj = f["particles/trajectory"]
             steps = traj["position/step"][...]
-            F = min(_valid_prefix(steps), traj["position/time"].shape[0], traj["position/value"].shape[0],
-                    traj["momentum/value"].shape[0])
+            F = _complete_frames(f)
             if not -F <= index < F:
                 raise InputError(f"{path} holds {F} frames; there is no frame {index}")
             i = index % F
@@ -443,9 +630,7 @@ def read_frames(path: str | os.PathLike) -> Dict[str, Any]:
         try:
             traj = f["particles/trajectory"]
             steps = traj["position/step"][...]
-            F = _valid_prefix(steps)
-            lengths = [traj[f"{e}/value"].shape[0] for e in ELEMENTS] + [f[f"observables/{o}/value"].shape[0] for o in f["observables"]]
-            F = min([F, traj["position/time"].shape[0]] + lengths)
+            F = _complete_frames(f)
             n, d = info.shape
             out: Dict[str, Any] = {"info": info, "step": steps[:F], "time": traj["position/time"][:F]}
             for key, name in (("q", "position"), ("velocity", "velocity"), ("p", "momentum"), ("force", "force")):
@@ -454,7 +639,11 @@ def read_frames(path: str | os.PathLike) -> Dict[str, Any]:
             out["energy"] = obs["hamiltonian/value"][:F]
             out["kinetic_energy"] = obs["kinetic_energy/value"][:F] if "kinetic_energy" in obs else None
             out["potential_energy"] = obs["potential_energy/value"][:F] if "potential_energy" in obs else None
-            out["checkpoint"] = _checkpoint(f)
+            try:
+                out["checkpoint"] = _checkpoint(f)
+            except TrajectoryError as exc:  # the frames are still good: read them, say so
+                warnings.warn(f"{exc}; the frames are read without it", stacklevel=2)
+                out["checkpoint"] = None
         except (KeyError, OSError) as exc:
             raise TrajectoryError(f"{path} is damaged or incomplete: {exc}") from None
     return out

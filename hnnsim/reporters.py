@@ -109,7 +109,7 @@ class H5MDReporter(ResumableReporter):
 
     @classmethod
     def read_checkpoint(cls, path: str | os.PathLike) -> Tuple[RunInfo, Optional[State]]:
-        info, ck = h5md.read_checkpoint(path)
+        info, ck = h5md.resume_point(path)
         if ck is None:
             return info, None
         n = int(np.prod(info.shape))
@@ -128,7 +128,7 @@ class H5MDReporter(ResumableReporter):
             self.writers = []
             try:
                 for p in paths:
-                    self.writers.append(h5md.H5MDWriter(p, mode="a"))
+                    self.writers.append(h5md.H5MDWriter(p, mode="a", keep_through=state.step))
                 for w in self.writers:
                     self._check_continues(w, run, state)
             except BaseException:

@@ -11,6 +11,7 @@ parameter array; it never touches a Python object.
 from __future__ import annotations
 
 import math
+import numbers
 from dataclasses import dataclass
 from typing import Any, ClassVar, Dict, Tuple
 
@@ -112,11 +113,10 @@ def frame_steps(step0: int, nsteps: int, every: int) -> np.ndarray:
 
 
 def check_dt(dt: Any) -> float:
-    """Validate a time step: a finite float > 0."""
-    try:
-        value = float(dt)
-    except (TypeError, ValueError):
-        raise InputTypeError(f"dt must be a positive number, got {dt!r} ({type(dt).__name__})") from None
+    """Validate a time step: a finite real number > 0 (not a bool, not a string)."""
+    if isinstance(dt, (bool, np.bool_)) or not isinstance(dt, numbers.Real):
+        raise InputTypeError(f"dt must be a positive number, got {dt!r} ({type(dt).__name__})")
+    value = float(dt)
     if not math.isfinite(value) or value <= 0.0:
         raise InputError(
             f"dt must be finite and > 0, got {value!r}; pass the step size in the system's time "

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import json
 import math
+import numbers
 from typing import Any, ClassVar, Dict, Optional, Tuple
 
 import numba as nb
@@ -77,10 +78,9 @@ class System:
         values: Dict[str, float] = {}
         for key, default in self.defaults.items():
             raw = parameters.get(key, default)
-            try:
-                value = float(raw)
-            except (TypeError, ValueError):
-                raise InputTypeError(f"{type(self).__name__} parameter {key} must be a number, got {raw!r}") from None
+            if isinstance(raw, (bool, np.bool_)) or not isinstance(raw, numbers.Real):
+                raise InputTypeError(f"{type(self).__name__} parameter {key} must be a number, got {raw!r}")
+            value = float(raw)
             if not math.isfinite(value):
                 raise InputError(f"{type(self).__name__} parameter {key} must be finite, got {value!r}")
             if key in self.positive and value <= 0.0:

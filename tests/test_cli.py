@@ -95,3 +95,19 @@ def test_simulate_defaults_pinned(tmp_path):
     # resume keeps the file's interval when --every is left out
     assert main(["simulate", "--resume", out, "--steps", "7", "-q"]) == 0
     np.testing.assert_array_equal(open_trajectory(out).step, np.arange(58))
+
+
+def test_resume_refuses_options_that_contradict_the_file(tmp_path, capsys):
+    out = str(tmp_path / "r.h5")
+    assert main(["simulate", "pendulum", "--steps", "100", "--every", "10", "-o", out, "-q"]) == 0
+    before = open_trajectory(out)
+    for extra in (["pendulum"], ["--dt", "0.02"], ["--integrator", "yoshida4"], ["--every", "5"],
+                  ["-o", str(tmp_path / "other.h5")], ["--param", "length=2"], ["--q0", "1", "--p0", "0"]):
+        capsys.readouterr()
+        assert main(["simulate", *extra, "--resume", out, "--steps", "100", "-q"]) == 2
+        err = capsys.readouterr().err
+        assert "--resume continues" in err and "drop" in err, (extra, err)
+    np.testing.assert_array_equal(open_trajectory(out).step, before.step)
+    assert not (tmp_path / "other.h5").exists()
+    assert main(["simulate", "--resume", out, "--steps", "100", "-q"]) == 0
+    np.testing.assert_array_equal(open_trajectory(out).step, np.arange(0, 201, 10))

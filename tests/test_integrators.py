@@ -656,3 +656,15 @@ def test_collision_reports_non_finite(name):
     p = np.zeros((1, 4))
     res = integrators.get(name, dt=0.01).advance(sys_, q, p, 10)
     assert tuple(res.status[0]) == (1, 1), res.status
+
+
+def test_booleans_and_strings_are_not_numbers():
+    """dt=True, dt="0.01" and a boolean mass used to be taken as 1.0 / 0.01 silently."""
+    for bad in (True, np.bool_(True), "0.01", None, [0.01]):
+        with pytest.raises(TypeError, match=r"dt must be a positive number"):
+            integrators.Leapfrog(dt=bad)
+    for bad in (True, "2.0"):
+        with pytest.raises(TypeError, match=r"Pendulum parameter length must be a number"):
+            systems.Pendulum(length=bad)
+    assert integrators.Leapfrog(dt=1).dt == 1.0 and integrators.Leapfrog(dt=np.float32(0.5)).dt == 0.5
+    assert systems.Pendulum(length=np.int64(2)).length == 2.0

@@ -1,0 +1,99 @@
+"""Files damaged on purpose, one way at a time: every error names the file and the dataset
+or attribute, nothing is fabricated, and nothing consistent is dropped."""
+
+from __future__ import annotations
+
+import h5py
+import numpy as np
+import pytest
+
+import integrators
+import systems
+from hnnsim import Simulator, TrajectoryError, open_trajectory
+from hnnsim.cli import main
+
+N, EVERY = 1000, 10
+
+
+def sim(integ=None):
+    return Simulator(systems.Pendulum(), integ or integrators.Leapfrog(dt=0.01), q0=[1.0], p0=[0.0])
+
+
+@pytest.fixture(scope="module")
+def reference():
+    return sim().run(2 * N, every=EVERY)
+
+
+@pytest.fixture
+def good(tmp_path):
+    path = str(tmp_path / "good.h5")
+    sim().run(N, every=EVERY, out=path)
+    return path
+
+
+def damage(path, fn):
+    with h5py.File(path, "r+") as f:
+        fn(f)
+
+
+@pytest.mark.parametrize("what, fn, message", [
+    ("slot 7", lambda f: f["parameters/hnnsim/checkpoint/slot"].__setitem__(0, 7),
+     r"checkpoint/slot is 7, expected 0, 1 or -1"),
+    ("NaN checkpoint", lambda f: f["parameters/hnnsim/checkpoint/q"].__setitem__(
+        (int(f["parameters/hnnsim/checkpoint/slot"][0]), 0), np.nan), r"checkpoint/q\[\d\] \(step 1000\) holds non-finite"),
+    ("bad JSON", lambda f: f["parameters/hnnsim"].attrs.__setitem__("system", "{not json"),
+     r"attribute /parameters/hnnsim@system cannot be read"),
+    ("every 0", lambda f: f["parameters/hnnsim"].attrs.__setitem__("every", 0),
+     r"attribute /parameters/hnnsim@every is 0, expected an integer >= 1"),
+    ("dt -1", lambda f: f["parameters/hnnsim"].attrs.__setitem__("dt", -1.0),
+     r"attribute /parameters/hnnsim@dt is -1.0, expected a finite number > 0"),
+    ("step rewritten", lambda f: f["particles/trajectory/position/step"].__setitem__(5, 3),
+     r"position/step is damaged at row 5 \(step 3 after 40"),
+], ids=lambda x: x if isinstance(x, str) else "")
+def test_damaged_metadata_is_refused_naming_file_and_dataset(good, what, fn, message, capsys):
+    damage(good, fn)
+    with pytest.raises(TrajectoryError, match=message) as info:
+        Simulator.resume(good)
+    assert good in str(info.value)
+    assert main(["simulate", "--resume", good, "--steps", "10", "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("hnnsim: error: ") and good in err and "Traceback" not in err
+
+
+def test_a_damaged_checkpoint_still_lets_the_frames_be_read(good):
+    damage(good, lambda f: f["parameters/hnnsim/checkpoint/slot"].__setitem__(0, 7))
+    with pytest.warns(UserWarning, match=r"checkpoint/slot is 7.*the frames are read without it"):
+        traj = open_trajectory(good)
+    assert len(traj) == N // EVERY + 1 and traj.checkpoint is None
+
+
+def test_a_short_dataset_is_cut_to_the_consistent_prefix_never_filled(good, reference):
+    """position/value cut to 50 of 101 rows: the 50 frames every dataset holds are kept
+    (none comes back as zeros), the run continues from the last of them, and the frames
+    after it are recomputed bit-identically."""
+    def cut(f):
+        f["particles/trajectory/position/value"].resize(50, axis=0)
+    damage(good, cut)
+    assert len(open_trajectory(good)) == 50
+    resumed = Simulator.resume(good)
+    assert resumed.step == 490
+    resumed.run(2 * N - resumed.step)
+    traj = open_trajectory(good)
+    np.testing.assert_array_equal(traj.step, reference.step)
+    np.testing.assert_array_equal(traj.q, reference.q)
+    np.testing.assert_array_equal(traj.p, reference.p)
+
+
+def test_a_gap_that_cannot_be_recomputed_is_refused(tmp_path):
+    """Tao keeps extended copies that only the checkpoint holds: frames lost before it cannot
+    be recomputed, so the file is refused, naming the short datasets, rather than continued
+    with a gap."""
+    path = str(tmp_path / "tao.h5")
+    Simulator(systems.DoublePendulum(), integrators.Tao(dt=0.01, omega=20.0)).run(N, every=EVERY, out=path)
+
+    def cut(f):
+        f["particles/trajectory/momentum/value"].resize(40, axis=0)
+    damage(path, cut)
+    with pytest.raises(TrajectoryError, match=r"checkpoint is at step 1000 but its complete frames end at step "
+                                              r"390 \(.*momentum/value: 40 rows.*would leave a gap"):
+        Simulator.resume(path)
