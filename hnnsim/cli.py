@@ -120,6 +120,12 @@ def describe_file(path: str) -> str:
                   f"(relative {drift['max_rel']:.3e}), drift slope {drift['slope']:.3e} per unit time"]
     ck = traj.checkpoint
     lines.append(f"checkpoint  step {ck['step']}" if ck else "checkpoint  none")
+    state = h5md.writer_state(path)
+    if state == "live":
+        lines.append("writer      a live process is writing this file (hnnsim reads it as it grows)")
+    elif state == "needs-recovery":
+        lines.append(f"recovery    its writer was killed: hnnsim reads and resumes it, but MDAnalysis and plain h5py "
+                     f"cannot open it until `hnnsim recover {path}` (no completed frame is lost)")
     if info.extra:
         lines.append(f"extra       {json.dumps(info.extra)}")
     return "\n".join(lines)
@@ -132,6 +138,19 @@ def cmd_info(args: argparse.Namespace) -> int:
         if i:
             print()
         print(describe_file(path))
+    return 0
+
+
+def cmd_recover(args: argparse.Namespace) -> int:
+    from . import h5md
+
+    for path in args.files:
+        state = h5md.writer_state(path)
+        if state == "clean":
+            print(f"{path}: needs no recovery (any HDF5 client opens it)")
+            continue
+        frames = h5md.recover_file(path)
+        print(f"{path}: recovered, {frames} frames; MDAnalysis and plain h5py open it now")
     return 0
 
 
@@ -269,6 +288,10 @@ def build_parser() -> argparse.ArgumentParser:
     i.add_argument("--model", action="append", metavar="FILE",
                    help="register this learned model first (for rollouts of a learned system), repeatable")
     i.set_defaults(func=cmd_info)
+
+    rc = sub.add_parser("recover", help="make files a killed writer left readable by every HDF5 client")
+    rc.add_argument("files", nargs="+")
+    rc.set_defaults(func=cmd_recover)
 
     l = sub.add_parser("list", help="list the registered systems and integrators")
     l.set_defaults(func=cmd_list)

@@ -377,9 +377,30 @@ class _WriterLock:
     leaves a stale lock). The sidecar stays on disk: deleting a lock file races with the
     next writer opening it."""
 
-    def __init__(self, path: str):
+    @staticmethod
+    def sidecar(path: str) -> str:
         directory, name = os.path.split(os.path.abspath(path))
-        self.path = os.path.join(directory, f".{name}.lock")
+        return os.path.join(directory, f".{name}.lock")
+
+    @staticmethod
+    def held(path: str) -> bool:
+        """Whether a live writer holds ``path`` (probed with a shared lock; creates nothing)."""
+        try:
+            import fcntl
+
+            fd = os.open(_WriterLock.sidecar(path), os.O_RDONLY)
+        except (ImportError, OSError):  # no sidecar: no writer ever locked it
+            return False
+        try:
+            fcntl.flock(fd, fcntl.LOCK_SH | fcntl.LOCK_NB)
+            return False
+        except OSError:
+            return True
+        finally:
+            os.close(fd)
+
+    def __init__(self, path: str):
+        self.path = self.sidecar(path)
         self._fd: Optional[int] = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
         try:
             import fcntl
@@ -408,6 +429,38 @@ def _open_swmr_write(path: str) -> h5py.File:
     fapl.set_libver_bounds(h5py.h5f.LIBVER_LATEST, h5py.h5f.LIBVER_LATEST)
     fid = h5py.h5f.open(os.fsencode(path), h5py.h5f.ACC_RDWR | h5py.h5f.ACC_SWMR_WRITE, fapl)
     return h5py.File(fid)
+
+
+def writer_state(path: str | os.PathLike) -> str:
+    """``"live"`` (a writer holds the file's lock), ``"needs-recovery"`` (a killed writer left
+    HDF5's open-for-write flag: hnnsim reads it, plain HDF5 clients such as MDAnalysis do
+    not) or ``"clean"``."""
+    path = os.fspath(path)
+    if _WriterLock.held(path):
+        return "live"
+    try:
+        h5py.File(path, "r").close()
+    except OSError as exc:
+        if "already open for write" in str(exc) or "open for SWMR" in str(exc):
+            return "needs-recovery"
+    return "clean"
+
+
+def recover_file(path: str | os.PathLike) -> int:
+    """Make a file a killed writer left readable by every HDF5 client (:func:`recover`,
+    under the writer lock); returns its number of frames. A clean file is left as it is."""
+    path = os.fspath(path)
+    lock = _WriterLock(path)
+    try:
+        try:
+            h5py.File(path, "r").close()
+        except OSError as exc:
+            if "already open for write" not in str(exc) and "open for SWMR" not in str(exc):
+                raise TrajectoryError(f"{path} is not a readable HDF5 file ({exc}); nothing to recover") from None
+            recover(path)
+        return len(read_frames(path)["step"])
+    finally:
+        lock.release()
 
 
 def _user() -> str:

@@ -97,3 +97,40 @@ def test_a_gap_that_cannot_be_recomputed_is_refused(tmp_path):
     with pytest.raises(TrajectoryError, match=r"checkpoint is at step 1000 but its complete frames end at step "
                                               r"390 \(.*momentum/value: 40 rows.*would leave a gap"):
         Simulator.resume(path)
+
+
+def test_info_and_recover_a_file_a_killed_writer_left(tmp_path, capsys):
+    """A writer killed mid-run leaves HDF5's open-for-write flag: hnnsim reads it, plain
+    h5py (and MDAnalysis) cannot. `hnnsim info` says so, `hnnsim recover` fixes it in place
+    without losing a completed frame."""
+    import os
+    import subprocess
+    import sys
+    import textwrap
+
+    path = str(tmp_path / "killed.h5")
+    script = textwrap.dedent(f"""
+        import integrators, systems
+        from hnnsim import Simulator
+        Simulator(systems.Pendulum(), integrators.Leapfrog(dt=0.01), q0=[1.0], p0=[0.0]).run(
+            100_000, every={EVERY}, out={path!r})
+    """)
+    env = {**os.environ, "HNNSIM_CRASH_AT": "checkpoint:slot:3"}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    res = subprocess.run([sys.executable, "-c", script], env=env, cwd=root, capture_output=True, timeout=300)
+    assert res.returncode == 86, res.stderr
+    with pytest.raises(OSError, match="already open for write"):
+        h5py.File(path, "r")
+    before = open_trajectory(path)
+    assert main(["info", path]) == 0
+    assert f"`hnnsim recover {path}`" in capsys.readouterr().out
+    assert main(["recover", path]) == 0
+    assert "recovered" in capsys.readouterr().out
+    with h5py.File(path, "r") as f:  # any HDF5 client now
+        assert f["particles/trajectory/position/value"].shape[0] == len(before)
+    after = open_trajectory(path)
+    np.testing.assert_array_equal(after.q, before.q)
+    assert main(["recover", path]) == 0
+    assert "needs no recovery" in capsys.readouterr().out
+    assert main(["info", path]) == 0
+    assert "hnnsim recover" not in capsys.readouterr().out
