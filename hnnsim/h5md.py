@@ -27,12 +27,13 @@ written alternately; a slot index written after the slot says which one is whole
 
 from __future__ import annotations
 
+import contextlib
 import getpass
 import json
 import math
 import os
 import warnings
-from typing import Any, Dict, Optional
+from typing import Any, Dict, Iterator, Optional
 
 import h5py
 import numpy as np
@@ -503,6 +504,21 @@ def _open(path: str | os.PathLike) -> h5py.File:
         ) from None
 
 
+@contextlib.contextmanager
+def _reading(path: str | os.PathLike) -> Iterator[tuple]:
+    """``(file, info)`` of an hnnsim trajectory, open for reading; a missing dataset or an
+    HDF5 read error inside becomes a :class:`TrajectoryError` naming the file."""
+    path = os.fspath(path)
+    with _open(path) as f:
+        info = _info(f, path)
+        try:
+            yield f, info
+        except TrajectoryError:
+            raise
+        except (KeyError, OSError) as exc:
+            raise TrajectoryError(f"{path} is damaged or incomplete: {exc}") from None
+
+
 def read_info(path: str | os.PathLike) -> RunInfo:
     """Read and validate ``/parameters/hnnsim`` of an hnnsim trajectory."""
     with _open(path) as f:
@@ -593,13 +609,8 @@ def _complete_frames(f: h5py.File) -> int:
 def read_checkpoint(path: str | os.PathLike) -> tuple:
     """The run description and the last whole checkpoint (``step``, ``q``, ``p``, ``aux``, or
     ``None`` before the first), without reading any frame."""
-    path = os.fspath(path)
-    with _open(path) as f:
-        info = _info(f, path)
-        try:
-            return info, _checkpoint(f)
-        except (KeyError, OSError) as exc:
-            raise TrajectoryError(f"{path} is damaged or incomplete: {exc}") from None
+    with _reading(path) as (f, info):
+        return info, _checkpoint(f)
 
 
 def resume_point(path: str | os.PathLike) -> tuple:
@@ -649,21 +660,15 @@ def _lengths(path: str) -> str:
 
 def read_frame(path: str | os.PathLike, index: int = 0) -> Dict[str, Any]:
     """One completed frame: ``step``, ``time``, ``q``, ``p`` (``[N, D]``), read without the others."""
-    path = os.fspath(path)
-    with _open(path) as f:
-        info = _info(f, path)
-        try:
-            traj = f["particles/trajectory"]
-            steps = traj["position/step"][...]
-            F = _complete_frames(f)
-            if not -F <= index < F:
-                raise InputError(f"{path} holds {F} frames; there is no frame {index}")
-            i = index % F
-            d = info.shape[1]
-            return {"step": int(steps[i]), "time": float(traj["position/time"][i]),
-                    "q": traj["position/value"][i, :, :d], "p": traj["momentum/value"][i, :, :d]}
-        except (KeyError, OSError) as exc:
-            raise TrajectoryError(f"{path} is damaged or incomplete: {exc}") from None
+    with _reading(path) as (f, info):
+        traj = f["particles/trajectory"]
+        F = _complete_frames(f)
+        if not -F <= index < F:
+            raise InputError(f"{os.fspath(path)} holds {F} frames; there is no frame {index}")
+        i = index % F
+        d = info.shape[1]
+        return {"step": int(traj["position/step"][i]), "time": float(traj["position/time"][i]),
+                "q": traj["position/value"][i, :, :d], "p": traj["momentum/value"][i, :, :d]}
 
 
 def read_frames(path: str | os.PathLike) -> Dict[str, Any]:
@@ -675,28 +680,24 @@ def read_frames(path: str | os.PathLike) -> Dict[str, Any]:
         ``info`` (:class:`RunInfo`), ``step`` ``[F]``, ``time`` ``[F]``, ``q``, ``p``, ``velocity``,
         ``force`` ``[F, N, D]``, ``energy`` ``[F]`` and, for separable systems, ``kinetic_energy``
         and ``potential_energy`` ``[F]`` (else ``None``): the field names of
-        :class:`~hnnsim.trajectory.Trajectory` and :class:`~hnnsim.trajectory.Frames`; ``checkpoint``: ``step``, ``q``, ``p``, ``aux`` of the last whole checkpoint.
+        :class:`~hnnsim.trajectory.Trajectory` and :class:`~hnnsim.trajectory.Frames`;
+        ``checkpoint``: ``step``, ``q``, ``p``, ``aux`` of the last whole checkpoint.
     """
-    path = os.fspath(path)
-    with _open(path) as f:
-        info = _info(f, path)
+    with _reading(path) as (f, info):
+        traj = f["particles/trajectory"]
+        steps = traj["position/step"][...]
+        F = _complete_frames(f)
+        d = info.shape[1]
+        out: Dict[str, Any] = {"info": info, "step": steps[:F], "time": traj["position/time"][:F]}
+        for key, name in (("q", "position"), ("velocity", "velocity"), ("p", "momentum"), ("force", "force")):
+            out[key] = traj[f"{name}/value"][:F, :, :d]
+        obs = f["observables"]
+        out["energy"] = obs["hamiltonian/value"][:F]
+        out["kinetic_energy"] = obs["kinetic_energy/value"][:F] if "kinetic_energy" in obs else None
+        out["potential_energy"] = obs["potential_energy/value"][:F] if "potential_energy" in obs else None
         try:
-            traj = f["particles/trajectory"]
-            steps = traj["position/step"][...]
-            F = _complete_frames(f)
-            n, d = info.shape
-            out: Dict[str, Any] = {"info": info, "step": steps[:F], "time": traj["position/time"][:F]}
-            for key, name in (("q", "position"), ("velocity", "velocity"), ("p", "momentum"), ("force", "force")):
-                out[key] = traj[f"{name}/value"][:F, :, :d]
-            obs = f["observables"]
-            out["energy"] = obs["hamiltonian/value"][:F]
-            out["kinetic_energy"] = obs["kinetic_energy/value"][:F] if "kinetic_energy" in obs else None
-            out["potential_energy"] = obs["potential_energy/value"][:F] if "potential_energy" in obs else None
-            try:
-                out["checkpoint"] = _checkpoint(f)
-            except TrajectoryError as exc:  # the frames are still good: read them, say so
-                warnings.warn(f"{exc}; the frames are read without it", stacklevel=2)
-                out["checkpoint"] = None
-        except (KeyError, OSError) as exc:
-            raise TrajectoryError(f"{path} is damaged or incomplete: {exc}") from None
+            out["checkpoint"] = _checkpoint(f)
+        except TrajectoryError as exc:  # the frames are still good: read them, say so
+            warnings.warn(f"{exc}; the frames are read without it", stacklevel=2)
+            out["checkpoint"] = None
     return out
