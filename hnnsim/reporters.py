@@ -188,6 +188,20 @@ def member_paths(path: str, members: int) -> List[str]:
     return [f"{stem}.{b}{suffix or '.h5'}" for b in range(members)]
 
 
+def show_progress(stream: Optional[TextIO] = None) -> bool:
+    """Whether to draw progress bars on ``stream`` (stderr by default): only on a terminal,
+    so a log file does not fill with redraws; ``HNNSIM_PROGRESS=1`` forces them, ``0``
+    turns them off."""
+    forced = os.environ.get("HNNSIM_PROGRESS")
+    if forced in ("0", "1"):
+        return forced == "1"
+    stream = stream or sys.stderr
+    try:
+        return bool(stream.isatty())
+    except (AttributeError, ValueError):
+        return False
+
+
 class ProgressReporter(Reporter):
     """A tqdm progress bar in steps, with the relative energy error of member 0 as postfix."""
 
@@ -201,7 +215,7 @@ class ProgressReporter(Reporter):
         from tqdm.auto import tqdm
 
         self._bar = tqdm(total=steps, unit="step", unit_scale=True, desc=self.desc, file=self.file or sys.stderr,
-                         dynamic_ncols=True)
+                         dynamic_ncols=True, disable=self.file is None and not show_progress())
         self._start = state.step
 
     def report(self, frames: Frames, state: State) -> None:

@@ -31,7 +31,8 @@ def cli_files(tmp_path_factory):
     return d, files, truth
 
 
-def test_train_rollout_analyze_round_trip(cli_files, capsys):
+def test_train_rollout_analyze_round_trip(cli_files, capsys, monkeypatch):
+    monkeypatch.setenv("HNNSIM_PROGRESS", "1")  # bars are drawn on terminals only; captured output is not one
     d, files, truth = cli_files
     model = str(d / "tiny.hnn")
     capsys.readouterr()
@@ -152,3 +153,13 @@ def test_train_and_rollout_defaults_pinned(cli_files, capsys):
     q0, p0 = system.default_state()
     np.testing.assert_array_equal(frames["q"][0], q0)
     np.testing.assert_array_equal(frames["p"][0], p0)
+
+
+def test_no_progress_bars_into_a_log(cli_files, capsys, monkeypatch):
+    """Output that is not a terminal gets no bar redraws (a log file stays readable)."""
+    monkeypatch.delenv("HNNSIM_PROGRESS", raising=False)
+    d, files, _ = cli_files
+    assert main(["train", *files, "--hidden", "8", "--steps", "30", "-o", str(d / "quiet.hnn")]) == 0
+    assert main(["simulate", "pendulum", "--steps", "2000", "-o", str(d / "quiet.h5")]) == 0
+    err = capsys.readouterr().err
+    assert "it/s" not in err and "step/s" not in err and "\r" not in err

@@ -18,6 +18,7 @@ import torch
 from integrators.runge_kutta import rk4_step
 
 from ..errors import InputError, InputTypeError, IntegratorError, TrainingDiverged
+from ..reporters import show_progress
 from .data import Dataset
 from .models import _Model, build
 
@@ -330,7 +331,7 @@ def fit(data: Dataset, model: str = "hnn", hidden: int = 200, layers: int = 2, s
     previous_threads = torch.get_num_threads()
     hist_step, hist_train, hist_test = [], [], []
     bar = None
-    if progress:
+    if progress and show_progress():
         from tqdm.auto import tqdm
 
         bar = tqdm(total=steps, desc=f"train {net.kind}", unit="step")
