@@ -103,22 +103,23 @@ def cmd_simulate(args: argparse.Namespace) -> int:
 def describe_file(path: str) -> str:
     """Human-readable summary of a trajectory file (what ``hnnsim info`` prints)."""
     from . import h5md
-    from .trajectory import open_trajectory
+    from .trajectory import lazy_trajectory
 
-    traj = open_trajectory(path)
-    info = h5md.read_info(path)
+    lazy_trajectory(path)  # checks that the system is known (a learned one must be registered)
+    s = h5md.summary(path)  # streams: memory flat in the file's size
+    info = s["info"]
     lines = [f"file        {path}",
              f"system      {info.system['name']}  {json.dumps(info.system.get('parameters', {}))}",
              f"state       {info.shape[0]} x {info.shape[1]} (N x D), separable: {info.separable}",
              f"integrator  {info.integrator['name']}  {json.dumps(info.integrator.get('parameters', {}))}",
-             f"frames      {len(traj)}  (every {info.every} steps)"]
-    if len(traj):
-        drift = traj.energy_drift()
-        lines += [f"steps       {int(traj.step[0])} .. {int(traj.step[-1])}",
-                  f"time        {traj.t[0]:.6g} .. {traj.t[-1]:.6g}",
-                  f"energy      H0 = {traj.energy[0]:.12g}, max |H - H0| = {drift['max_abs']:.3e} "
+             f"frames      {s['frames']}  (every {info.every} steps)"]
+    if s["frames"]:
+        drift = s["drift"]
+        lines += [f"steps       {s['first_step']} .. {s['last_step']}",
+                  f"time        {s['first_time']:.6g} .. {s['last_time']:.6g}",
+                  f"energy      H0 = {drift['H0']:.12g}, max |H - H0| = {drift['max_abs']:.3e} "
                   f"(relative {drift['max_rel']:.3e}), drift slope {drift['slope']:.3e} per unit time"]
-    ck = traj.checkpoint
+    ck = s["checkpoint"]
     lines.append(f"checkpoint  step {ck['step']}" if ck else "checkpoint  none")
     state = h5md.writer_state(path)
     if state == "live":

@@ -47,6 +47,8 @@ FORMAT_VERSION = 1
 ELEMENTS = ("position", "velocity", "momentum", "force")
 _CHUNK_BYTES = 64 * 1024
 _SERIES_CHUNK = 4096
+#: frames read at a time by the scans that must stay flat in memory (summary, consistency)
+_SCAN_CHUNK = 1 << 20
 
 
 def _version() -> str:
@@ -594,13 +596,29 @@ def _complete_frames(f: h5py.File) -> int:
     dropping the frames after it.
     """
     traj = f["particles/trajectory"]
-    steps = traj["position/step"][...]
-    F = _valid_prefix(steps)
-    if F < steps.size and np.any(steps[F:] >= 0):
-        raise TrajectoryError(
-            f"{f.filename}: /particles/trajectory/position/step is damaged at row {F} (step {int(steps[F])} after "
-            f"{int(steps[F - 1]) if F else 'nothing'}, with written steps after it); hnnsim will not guess which "
-            f"frames are right: the first {F} frames are consistent")
+    ds = traj["position/step"]
+    size, chunk = ds.shape[0], _SCAN_CHUNK  # read in chunks: memory flat in the file's size
+    F, previous, broken = size, -1, None
+    for start in range(0, size, chunk):
+        steps = ds[start:start + chunk]
+        if broken is None:
+            bad = np.flatnonzero((steps < 0) | (np.diff(steps, prepend=previous) <= 0))
+            if bad.size:
+                F = start + int(bad[0])
+                broken = int(steps[bad[0]])
+                if bad[0] > 0:
+                    previous = int(steps[bad[0] - 1])
+                after = steps[bad[0] + 1:]
+            else:
+                previous = int(steps[-1])
+                continue
+        else:
+            after = steps
+        if np.any(after >= 0) or (broken is not None and broken >= 0):
+            raise TrajectoryError(
+                f"{f.filename}: /particles/trajectory/position/step is damaged at row {F} (step {broken} after "
+                f"{previous if F else 'nothing'}, with written steps after it); hnnsim will not guess which "
+                f"frames are right: the first {F} frames are consistent")
     lengths = [traj["position/time"].shape[0]] + [traj[f"{e}/value"].shape[0] for e in ELEMENTS]
     lengths += [f[f"observables/{o}/value"].shape[0] for o in f["observables"]]
     return min([F] + lengths)
@@ -669,6 +687,61 @@ def read_frame(path: str | os.PathLike, index: int = 0) -> Dict[str, Any]:
         d = info.shape[1]
         return {"step": int(traj["position/step"][i]), "time": float(traj["position/time"][i]),
                 "q": traj["position/value"][i, :, :d], "p": traj["momentum/value"][i, :, :d]}
+
+
+def summary(path: str | os.PathLike, chunk: Optional[int] = None) -> Dict[str, Any]:
+    """Frame count, first and last step and time, the checkpoint and the energy drift of a
+    trajectory, read ``chunk`` frames at a time: memory stays flat in the file's size.
+
+    ``drift`` has the keys of :func:`hnnsim.trajectory.energy_drift` (``H0``, ``max_abs``,
+    ``max_rel``, ``slope``: least squares of H - H0 against t, combined over chunks from
+    centred sums, ``final``), all NaN when some H is not finite; ``None`` with no frame.
+    """
+    chunk = chunk or _SCAN_CHUNK
+    with _reading(path) as (f, info):
+        F = _complete_frames(f)
+        traj = f["particles/trajectory"]
+        out: Dict[str, Any] = {"info": info, "frames": F, "checkpoint": None, "drift": None}
+        try:
+            out["checkpoint"] = _checkpoint(f)
+        except TrajectoryError as exc:
+            warnings.warn(f"{exc}; summarised without it", stacklevel=2)
+        if F == 0:
+            return out
+        steps, times, energy = traj["position/step"], traj["position/time"], f["observables/hamiltonian/value"]
+        out.update(first_step=int(steps[0]), last_step=int(steps[F - 1]), first_time=float(times[0]),
+                   last_time=float(times[F - 1]))
+        H0 = float(energy[0])
+        finite = True
+        max_abs = 0.0
+        n, mean_t, mean_h, c_th, c_tt = 0, 0.0, 0.0, 0.0, 0.0
+        for start in range(0, F, chunk):
+            t = times[start:min(F, start + chunk)].astype(np.float64)
+            h = energy[start:min(F, start + chunk)].astype(np.float64) - H0
+            if not np.all(np.isfinite(h)):
+                finite = False
+                break
+            max_abs = max(max_abs, float(np.max(np.abs(h))))
+            # merge this chunk's centred sums into the running ones (Chan et al.)
+            m = t.size
+            mt, mh = float(t.mean()), float(h.mean())
+            dt, dh = t - mt, h - mh
+            ct, ch = float(dt @ dh), float(dt @ dt)
+            delta_t, delta_h = mt - mean_t, mh - mean_h
+            total = n + m
+            c_th += ct + delta_t * delta_h * n * m / total
+            c_tt += ch + delta_t * delta_t * n * m / total
+            mean_t += delta_t * m / total
+            mean_h += delta_h * m / total
+            n = total
+        if not finite:
+            nan = float("nan")
+            out["drift"] = {"H0": nan, "max_abs": nan, "max_rel": nan, "slope": nan, "final": nan}
+        else:
+            scale = max(abs(H0), float(np.finfo(float).tiny))
+            out["drift"] = {"H0": H0, "max_abs": max_abs, "max_rel": max_abs / scale,
+                            "slope": c_th / c_tt if n > 1 and c_tt > 0 else 0.0, "final": float(energy[F - 1]) - H0}
+    return out
 
 
 def read_frames(path: str | os.PathLike) -> Dict[str, Any]:

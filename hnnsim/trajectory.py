@@ -199,10 +199,17 @@ class Trajectory:
                 f"steps {int(self.step[0]) if len(self) else 0}..{int(self.step[-1]) if len(self) else 0}{where})")
 
     def energy_drift(self) -> Dict[str, float]:
-        """Energy error along the trajectory, relative to the first frame (:func:`energy_drift`)."""
+        """Energy error along the trajectory, relative to the first frame (:func:`energy_drift`).
+        A file trajectory not yet read is summarised in chunks (:func:`h5md.summary`), so
+        memory stays flat however long the run."""
+        if self._arrays is None and self.path is not None:
+            drift = h5md.summary(self.path)["drift"]
+            if drift is None:
+                raise InputError("empty trajectory")
+            return drift
         if len(self) == 0:
             raise InputError("empty trajectory")
-        return energy_drift(self.t, self.energy)
+        return energy_drift(self.time, self.energy)
 
 
 def energy_drift(t: np.ndarray, H: np.ndarray) -> Dict[str, float]:

@@ -134,3 +134,41 @@ def test_info_and_recover_a_file_a_killed_writer_left(tmp_path, capsys):
     assert "needs no recovery" in capsys.readouterr().out
     assert main(["info", path]) == 0
     assert "hnnsim recover" not in capsys.readouterr().out
+
+
+def test_summaries_stream_and_match_the_in_memory_drift(tmp_path, monkeypatch):
+    """`hnnsim info`, `simulate`'s last line and Trajectory.energy_drift on a file read the
+    energy in chunks: the same numbers as the in-memory computation, with memory flat."""
+    import tracemalloc
+
+    from hnnsim import h5md
+    from hnnsim.trajectory import energy_drift, lazy_trajectory
+
+    path = str(tmp_path / "long.h5")
+    Simulator(systems.HenonHeiles(), integrators.Leapfrog(dt=0.05)).run(200_000, every=2, out=path)
+    full = open_trajectory(path)
+    ref = energy_drift(full.time, full.energy)
+    monkeypatch.setattr(h5md, "_SCAN_CHUNK", 4096)  # so that a small file spans many chunks
+    tracemalloc.start()
+    s = h5md.summary(path)
+    peak = tracemalloc.get_traced_memory()[1]
+    tracemalloc.stop()
+    assert s["frames"] == len(full) == 100_001
+    # the frames' steps, times and energies alone are 2.4 MB; the scan holds a few chunks
+    assert peak < 0.5 * 2**20, f"{peak / 2**20:.2f} MiB to summarise a {len(full)}-frame file"
+    for key in ("H0", "max_abs", "max_rel", "final"):
+        assert s["drift"][key] == ref[key], key
+    assert s["drift"]["slope"] == pytest.approx(ref["slope"], rel=1e-9, abs=1e-15)
+    lazy = lazy_trajectory(path)
+    assert lazy.energy_drift()["max_abs"] == ref["max_abs"] and lazy._arrays is None  # nothing loaded
+
+
+@pytest.mark.parametrize("chunk", [4, 5, 6, 1 << 20])
+def test_the_consistency_scan_is_the_same_in_any_chunking(good, monkeypatch, chunk):
+    from hnnsim import h5md
+
+    monkeypatch.setattr(h5md, "_SCAN_CHUNK", chunk)
+    assert len(open_trajectory(good)) == N // EVERY + 1
+    damage(good, lambda f: f["particles/trajectory/position/step"].__setitem__(5, 3))
+    with pytest.raises(TrajectoryError, match=r"damaged at row 5 \(step 3 after 40"):
+        open_trajectory(good)
