@@ -20,10 +20,10 @@ from .errors import (ConvergenceError, FileError, HnnsimError, IncompatibleSyste
                      TrainingDiverged, TrajectoryError, UnknownNameError)
 from .reporters import CallbackReporter, EnergyReporter, H5MDReporter, ProgressReporter, Reporter, ResumableReporter
 from .run import RunInfo, State
-from .simulator import Simulator
+from .simulator import EnergyDriftWarning, Simulator
 from .trajectory import Frames, Trajectory, open_trajectory
 
-__all__ = ["CallbackReporter", "ConvergenceError", "EnergyReporter", "FileError", "Frames", "H5MDReporter",
+__all__ = ["CallbackReporter", "ConvergenceError", "EnergyDriftWarning", "EnergyReporter", "FileError", "Frames", "H5MDReporter",
            "HnnsimError", "IncompatibleSystemError", "InputError", "InputTypeError", "IntegratorError",
            "MissingExtraError", "MissingFileError", "ModelFileError", "OutputExistsError", "ProgressReporter", "Reporter", "ResumableReporter", "RunInfo",
            "SimulationDiverged", "Simulator", "State", "Trajectory", "TrainingDiverged", "TrajectoryError", "UnknownNameError",

@@ -23,6 +23,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import warnings
 from typing import List, Optional, Sequence
 
 
@@ -47,6 +48,15 @@ def _key_values(items: Optional[Sequence[str]], what: str) -> dict:
         except json.JSONDecodeError:
             out[key] = value
     return out
+
+
+def _tolerance(text: str) -> Optional[float]:
+    if text.strip().lower() == "none":
+        return None
+    value = float(text)
+    if not (value > 0 and value < float("inf")):
+        raise argparse.ArgumentTypeError(f"must be a number > 0 or 'none', got {text!r}")
+    return value
 
 
 def _floats(text: Optional[str], what: str) -> Optional[List[float]]:
@@ -82,7 +92,7 @@ def cmd_simulate(args: argparse.Namespace) -> int:
                              "--resume)")
         sim = Simulator.resume(args.resume)
         print(f"resuming {args.resume} at step {sim.step} (t = {sim.time:.6g}) with {sim.integrator!r}", file=sys.stderr)
-        traj = sim.run(args.steps, progress=not args.quiet)
+        traj = sim.run(args.steps, progress=not args.quiet, energy_tolerance=args.energy_tolerance)
     else:
         if not args.system:
             raise UsageError("name a system (see `hnnsim list`) or pass --resume FILE")
@@ -93,7 +103,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         args.dt = 0.01 if args.dt is None else args.dt
         integrator, q0, p0 = _integrator_and_state(args, "default initial state")
         sim = Simulator(system, integrator, q0, p0)
-        traj = sim.run(args.steps, args.every or 1, out=args.output, progress=not args.quiet, overwrite=args.overwrite)
+        traj = sim.run(args.steps, args.every or 1, out=args.output, progress=not args.quiet, overwrite=args.overwrite,
+                       energy_tolerance=args.energy_tolerance)
     drift = traj.energy_drift()
     print(f"wrote {traj.path}: {len(traj)} frames, steps {int(traj.step[0])}..{int(traj.step[-1])}, "
           f"max |dH|/|H0| = {drift['max_rel']:.3e}")
@@ -216,7 +227,8 @@ def cmd_rollout(args: argparse.Namespace) -> int:
         first = h5md.read_frame(args.start, 0)  # that frame alone, not the whole file
         q0, p0 = first["q"], first["p"]
     sim = Simulator(system, integrator, q0, p0)
-    traj = sim.run(args.steps, args.every, out=args.output, progress=not args.quiet, overwrite=args.overwrite)
+    traj = sim.run(args.steps, args.every, out=args.output, progress=not args.quiet, overwrite=args.overwrite,
+                   energy_tolerance=args.energy_tolerance)
     drift = traj.energy_drift()
     print(f"wrote {traj.path}: {system.name} with {integrator!r}, {len(traj)} frames, "
           f"max |dH|/|H0| (learned H) = {drift['max_rel']:.3e}")
@@ -282,6 +294,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
     s.add_argument("--resume", metavar="FILE", help="continue FILE from its checkpoint")
     s.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    s.add_argument("--energy-tolerance", type=_tolerance, default=1e-2, metavar="REL",
+                   help="warn when max |H - H0| / |H0| passes REL (default 0.01; 'none': no check)")
     s.set_defaults(func=cmd_simulate)
 
     i = sub.add_parser("info", help="describe trajectory files")
@@ -335,6 +349,8 @@ def build_parser() -> argparse.ArgumentParser:
     r.add_argument("-o", "--output", required=True, help="output H5MD file")
     r.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
     r.add_argument("-q", "--quiet", action="store_true", help="no progress bar")
+    r.add_argument("--energy-tolerance", type=_tolerance, default=1e-2, metavar="REL",
+                   help="warn when the learned H's max |H - H0| / |H0| passes REL (default 0.01; 'none': no check)")
     r.set_defaults(func=cmd_rollout)
 
     a = sub.add_parser("analyze", help="energy drift of a rollout and its error against a reference trajectory")
@@ -373,8 +389,13 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    def show(message, category, filename, lineno, file=None, line=None):
+        print(f"hnnsim: warning: {message}", file=sys.stderr)
+
     try:
-        return int(args.func(args) or 0)
+        with warnings.catch_warnings():
+            warnings.showwarning = show
+            return int(args.func(args) or 0)
     except KeyboardInterrupt:
         print("hnnsim: interrupted; files hold every completed frame and a checkpoint", file=sys.stderr)
         return 130

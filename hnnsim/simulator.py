@@ -6,6 +6,7 @@ import math
 import os
 import signal
 import threading
+import warnings
 from concurrent.futures import ThreadPoolExecutor
 import time as _time
 from typing import Any, Iterator, List, Optional, Sequence, Union
@@ -24,6 +25,8 @@ from .trajectory import Frames, Trajectory, _system_from
 _BLOCK_BYTES = 8 * 2**20
 #: hard cap of frames per block
 _MAX_FRAMES = 65536
+#: relative energy error (max |H - H0| / |H0| over a run) above which a run warns
+DEFAULT_ENERGY_TOLERANCE = 1e-2
 
 
 class Simulator:
@@ -173,7 +176,8 @@ class Simulator:
 
     # -- running -----------------------------------------------------------------
     def run(self, steps: int, every: Optional[int] = None, out: Optional[str | os.PathLike] = None, *,
-            progress: bool = False, reporters: Sequence[Reporter] = (), overwrite: bool = False) -> Union[Trajectory, List[Trajectory]]:
+            progress: bool = False, reporters: Sequence[Reporter] = (), overwrite: bool = False,
+            energy_tolerance: Optional[float] = DEFAULT_ENERGY_TOLERANCE) -> Union[Trajectory, List[Trajectory]]:
         """Advance ``steps`` steps, recording a frame every ``every`` steps.
 
         Parameters
@@ -194,6 +198,10 @@ class Simulator:
             Extra reporters for this run only.
         overwrite : bool
             Replace ``out`` if it exists.
+        energy_tolerance : float or None
+            Warn (:class:`EnergyDriftWarning`) when max |H - H0| / |H0| over this run's frames
+            passes it (default 1e-2); ``None``: no check. A frame whose energy is not finite
+            always ends the run as :class:`SimulationDiverged`.
 
         Returns
         -------
@@ -212,7 +220,8 @@ class Simulator:
         """
         keep = self._output is None and out is None
         blocks = []
-        for frames in self.irun(steps, every, out, progress=progress, reporters=reporters, overwrite=overwrite):
+        for frames in self.irun(steps, every, out, progress=progress, reporters=reporters, overwrite=overwrite,
+                                energy_tolerance=energy_tolerance):
             if keep and len(frames):
                 blocks.append(frames.compute())
         if self._output is not None:
@@ -228,7 +237,8 @@ class Simulator:
 
     def irun(self, steps: int, every: Optional[int] = None, out: Optional[str | os.PathLike] = None, *,
              progress: bool = False, reporters: Sequence[Reporter] = (), overwrite: bool = False,
-             block_seconds: float = 0.25) -> Iterator[Frames]:
+             block_seconds: float = 0.25,
+             energy_tolerance: Optional[float] = DEFAULT_ENERGY_TOLERANCE) -> Iterator[Frames]:
         """Like :meth:`run`, but yield each block of :class:`Frames` as it completes.
 
         The kernel advances the state in chunks sized to take about ``block_seconds`` (and
@@ -263,9 +273,23 @@ class Simulator:
         self._every = every
         run = self._run_info(every)
 
+        energy = _EnergyWatch(energy_tolerance)
+
         def dispatch(frames: Frames) -> Frames:
             """Hand ``frames`` (recorded every ``record`` steps) to each reporter on its own
-            interval; return the run's own (every ``every`` steps)."""
+            interval; return the run's own (every ``every`` steps). A frame whose energy is
+            not finite (the state is: e.g. two bodies at one point) ends the run as a
+            divergence, the frames before it handed out."""
+            bad = energy.first_nonfinite(frames)
+            if bad is not None:
+                index, member = bad
+                dispatch(frames.select(np.arange(len(frames)) < index))
+                step = int(frames.step[index])
+                who = f" (ensemble member {member})" if self.members > 1 else ""
+                raise SimulationDiverged(
+                    f"the energy became non-finite at step {step} (t = {self.t0 + step * self.integrator.dt:.6g}){who} "
+                    f"while the state stayed finite, on {self.system!r}; frames before it are kept. Check the initial "
+                    "state (e.g. bodies at one point) or reduce dt.", step=step, member=member)
             subsets = {record: frames}
 
             def on(k: int) -> Frames:
@@ -336,6 +360,7 @@ class Simulator:
                 yield own
                 if interrupted.is_set():
                     raise KeyboardInterrupt(f"interrupted at step {self.step}; the file holds every frame up to it")
+            energy.warn_if_exceeded(self)
         except BaseException as exc:
             error = exc
             raise
@@ -367,6 +392,50 @@ class Simulator:
             f"the state became non-finite at step {step} (t = {when:.6g}){who} with {type(self.integrator).__name__}"
             f"(dt={self.integrator.dt}) on {self.system!r}; {kept}. Reduce dt or check the initial state.",
             step=step, member=member)
+
+
+class EnergyDriftWarning(UserWarning):
+    """A run ended with a relative energy error above its ``energy_tolerance``."""
+
+
+class _EnergyWatch:
+    """Tracks max |H - H0| per member over one run, on the frames it records."""
+
+    def __init__(self, tolerance: Optional[float]):
+        if tolerance is not None and not (isinstance(tolerance, (int, float)) and not isinstance(tolerance, bool)
+                                          and tolerance > 0 and math.isfinite(tolerance)):
+            raise InputError(f"energy_tolerance must be a finite number > 0 or None (no check), got {tolerance!r}")
+        self.tolerance = tolerance
+        self.h0: Optional[np.ndarray] = None
+        self.worst: Optional[np.ndarray] = None
+
+    def first_nonfinite(self, frames: Frames) -> Optional[tuple]:
+        if not len(frames):
+            return None
+        E = frames.energy  # [F, B], computed once and shared with the reporters
+        finite = np.isfinite(E)
+        if not finite.all():
+            index = int(np.argmin(finite.all(axis=1)))
+            return index, int(np.argmin(finite[index]))
+        if self.h0 is None:
+            self.h0 = E[0].copy()
+            self.worst = np.zeros_like(self.h0)
+        np.maximum(self.worst, np.max(np.abs(E - self.h0), axis=0), out=self.worst)
+        return None
+
+    def warn_if_exceeded(self, sim: "Simulator") -> None:
+        if self.tolerance is None or self.h0 is None:
+            return
+        scale = np.abs(self.h0)
+        rel = np.where(scale > 0, self.worst / np.where(scale > 0, scale, 1.0), 0.0)
+        member = int(np.argmax(rel))
+        if rel[member] > self.tolerance:
+            who = f" (ensemble member {member})" if sim.members > 1 else ""
+            warnings.warn(EnergyDriftWarning(
+                f"the relative energy error reached {rel[member]:.3g}{who}, above energy_tolerance = "
+                f"{self.tolerance:g}, with {type(sim.integrator).__name__}(dt={sim.integrator.dt}) on {sim.system!r}: "
+                "the trajectory is not trustworthy; reduce dt or use a higher-order method (pass "
+                "energy_tolerance=None to silence)"), stacklevel=3)
 
 
 def _interval(reporter: Reporter) -> Optional[int]:

@@ -111,3 +111,16 @@ def test_resume_refuses_options_that_contradict_the_file(tmp_path, capsys):
     assert not (tmp_path / "other.h5").exists()
     assert main(["simulate", "--resume", out, "--steps", "100", "-q"]) == 0
     np.testing.assert_array_equal(open_trajectory(out).step, np.arange(0, 201, 10))
+
+
+def test_energy_error_warning_on_the_command_line(tmp_path, capsys):
+    out = str(tmp_path / "bad.h5")
+    assert main(["simulate", "pendulum", "--dt", "0.9", "--q0", "3.0", "--p0", "0", "--steps", "200", "-o", out,
+                 "-q"]) == 0
+    err = capsys.readouterr().err
+    assert err.startswith("hnnsim: warning: the relative energy error reached") and "reduce dt" in err
+    assert main(["simulate", "pendulum", "--dt", "0.9", "--q0", "3.0", "--p0", "0", "--steps", "200", "-o",
+                 str(tmp_path / "b2.h5"), "-q", "--energy-tolerance", "none"]) == 0
+    assert "warning" not in capsys.readouterr().err
+    assert main(["simulate", "pendulum", "--steps", "200", "-o", str(tmp_path / "ok.h5"), "-q"]) == 0
+    assert "warning" not in capsys.readouterr().err
