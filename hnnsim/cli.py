@@ -226,6 +226,9 @@ def cmd_rollout(args: argparse.Namespace) -> int:
             raise UsageError("give --start FILE or --q0/--p0, not both")
         first = h5md.read_frame(args.start, 0)  # that frame alone, not the whole file
         q0, p0 = first["q"], first["p"]
+        start_system = h5md.read_info(args.start).system.get("name")
+        print(f"starting from frame 0 of {args.start} (step {first['step']}, system {start_system!r}; "
+              f"the model is {system.name!r})", file=sys.stderr)
     sim = Simulator(system, integrator, q0, p0)
     traj = sim.run(args.steps, args.every, out=args.output, progress=not args.quiet, overwrite=args.overwrite,
                    energy_tolerance=args.energy_tolerance)

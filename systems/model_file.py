@@ -87,6 +87,9 @@ def write_model(system: "LearnedSystem", path: Union[str, os.PathLike]) -> str:
             np.savez(fh, **payload)  # float64 and uint8 arrays only: nothing is pickled
             fh.flush()
             os.fsync(fh.fileno())
+        umask = os.umask(0)
+        os.umask(umask)
+        os.chmod(tmp, 0o666 & ~umask)  # mkstemp makes 0600; a model is shared like any data file
         os.replace(tmp, path)
     except BaseException:
         if os.path.exists(tmp):

@@ -325,3 +325,19 @@ def test_schmidt_lipson_several_trials_and_errors(tmp_path):
     bad.write_text("% o v\n1 5.0 0.1 0.2\n1 4.0 0.1 0.2\n")
     with pytest.raises(ValueError, match="do not strictly increase"):
         learn.read_schmidt_lipson(bad)
+
+
+def test_nan_derivatives_in_a_simulated_file_are_damage_not_measured_data(tmp_path):
+    import h5py
+
+    from hnnsim import Simulator
+    from hnnsim.learn import read_trajectory
+
+    path = str(tmp_path / "s.h5")
+    Simulator(systems.HarmonicOscillator(), integrators.Leapfrog(dt=0.1), q0=[1.0], p0=[0.0]).run(100, out=path)
+    with h5py.File(path, "r+") as f:
+        f["particles/trajectory/velocity/value"][7, 0, 0] = np.nan
+    with pytest.raises(ValueError, match=r"non-finite values in 1 of 101 frames.*written by a simulation.*damaged"):
+        read_trajectory(path)
+    _, samples = read_trajectory(path, derivatives="central")
+    assert samples.derivatives == "central"

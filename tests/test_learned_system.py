@@ -705,3 +705,12 @@ def test_zip_bomb_is_refused_unread(tmp_path):
     peak = tracemalloc.get_traced_memory()[1]
     tracemalloc.stop()
     assert peak < 64 * 2**20, f"{peak / 2**20:.0f} MiB allocated before refusing"
+
+
+def test_model_files_are_readable_like_other_data_files(tmp_path):
+    import stat
+
+    sys_, path = saved(tmp_path)
+    umask = os.umask(0o022)
+    os.umask(umask)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o666 & ~umask

@@ -184,6 +184,13 @@ def read_trajectory(path: PathLike, derivatives: str = "exact") -> Tuple[Dict[st
     if not np.all(np.isfinite(x)):
         raise InputError(f"{path} holds non-finite states; it cannot be used for training")
     scheme = derivatives
+    info = frames["info"]
+    simulated = info.extra.get("derivatives", "exact") != "none" and info.integrator.get("name") != "measured"
+    if scheme == "exact" and simulated and not _has_derivatives(frames):
+        bad = int(np.sum(~(np.isfinite(frames["velocity"]).all(axis=(1, 2)) & np.isfinite(frames["force"]).all(axis=(1, 2)))))
+        raise InputError(f"{path}: velocity/force hold non-finite values in {bad} of {F} frames, but the file was written "
+                         "by a simulation, which records exact derivatives: it is damaged. Pass derivatives='central' "
+                         "(CLI: --derivatives central) to train on finite differences of the states instead")
     if scheme == "exact" and not _has_derivatives(frames):
         warnings.warn(f"{path} has no derivatives (measured data?): using central finite differences",
                       stacklevel=3)
