@@ -272,8 +272,8 @@ def cmd_demo(args: argparse.Namespace) -> int:
     from .apps.demo import run_demo, run_integrator_demo
 
     if args.integrators:
-        return run_integrator_demo(outdir=args.outdir, quick=args.quick)
-    return run_demo(outdir=args.outdir, quick=args.quick)
+        return run_integrator_demo(outdir=args.outdir or "hnnsim-demo-integrators", quick=args.quick)
+    return run_demo(outdir=args.outdir or "hnnsim-demo", quick=args.quick)
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -381,7 +381,9 @@ def build_parser() -> argparse.ArgumentParser:
     e.set_defaults(func=cmd_experiment)
 
     d = sub.add_parser("demo", help="the built-in demonstration: simulate, train an HNN, roll it out, compare")
-    d.add_argument("--outdir", default="hnnsim-demo", help="where to write files (default ./hnnsim-demo)")
+    d.add_argument("--outdir", default=None,
+                   help="where to write files (default ./hnnsim-demo, or ./hnnsim-demo-integrators with --integrators); "
+                        "a rerun replaces the files of the previous run there, a folder with other files is refused")
     d.add_argument("--quick", action="store_true", help="a tiny budget (seconds), for tests")
     d.add_argument("--integrators", action="store_true",
                    help="instead: the integrator demonstration (pendulum and double pendulum, energy errors)")

@@ -163,3 +163,28 @@ def test_no_progress_bars_into_a_log(cli_files, capsys, monkeypatch):
     assert main(["simulate", "pendulum", "--steps", "2000", "-o", str(d / "quiet.h5")]) == 0
     err = capsys.readouterr().err
     assert "it/s" not in err and "step/s" not in err and "\r" not in err
+
+
+def test_demo_reruns_replace_their_files_and_refuse_foreign_folders(tmp_path, capsys):
+    """A rerun of the demo into the same folder removes exactly the files the previous run
+    wrote (a stale file of a larger run would otherwise mix in); a folder holding other files
+    is refused before anything is written; files of the user's next to a run are kept."""
+    out = str(tmp_path / "ig")
+    assert main(["demo", "--integrators", "--quick", "--outdir", out]) == 0
+    stale = os.path.join(out, "pendulum-stale.h5")
+    with open(stale, "w") as fh:
+        fh.write("x")
+    manifest = json.load(open(os.path.join(out, ".hnnsim-run.json")))
+    manifest["files"].append("pendulum-stale.h5")  # as if an earlier, larger run had written it
+    json.dump(manifest, open(os.path.join(out, ".hnnsim-run.json"), "w"))
+    mine = os.path.join(out, "my-notes.txt")
+    with open(mine, "w") as fh:
+        fh.write("keep me")
+    assert main(["demo", "--integrators", "--quick", "--outdir", out]) == 0
+    assert not os.path.exists(stale) and open(mine).read() == "keep me"
+    foreign = tmp_path / "foreign"
+    foreign.mkdir()
+    (foreign / "thesis.tex").write_text("...")
+    capsys.readouterr()
+    assert main(["demo", "--integrators", "--quick", "--outdir", str(foreign)]) == 2
+    assert "is not empty" in capsys.readouterr().err and os.listdir(foreign) == ["thesis.tex"]

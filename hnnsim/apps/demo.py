@@ -34,6 +34,7 @@ from ..errors import MissingExtraError
 from ..extras import figure, require
 from ..simulator import Simulator
 from ..trajectory import Trajectory, open_trajectory
+from . import rundir
 from .tables import format_table
 
 
@@ -85,6 +86,7 @@ def run_demo(outdir: str = "hnnsim-demo", quick: bool = False, seed: int = 0) ->
 
     cfg = _QUICK if quick else _FULL
     t_begin = time.perf_counter()
+    rundir.prepare(outdir, "hnnsim demo")
     os.makedirs(os.path.join(outdir, "data"), exist_ok=True)
     rng = np.random.default_rng(seed)
     spring = systems.HarmonicOscillator(**SPRING)
@@ -178,6 +180,7 @@ def run_demo(outdir: str = "hnnsim-demo", quick: bool = False, seed: int = 0) ->
     print(f"\nfiles: {made}{outdir}/results.json, models {outdir}/*.hnn, trajectories {outdir}/*.h5 "
           f"(try: hnnsim analyze {outdir}/rollout-hnn.0.h5 --reference {outdir}/truth.0.h5 --plot)")
     print(f"total {time.perf_counter() - t_begin:.1f} s")
+    rundir.finish(outdir, "hnnsim demo")
     return 0
 
 
@@ -211,13 +214,13 @@ def _demo_plot(outdir: str, runs, t: np.ndarray, H_truth: np.ndarray, true_H) ->
 
 
 
-def run_integrator_demo(outdir: str = "hnnsim-demo", quick: bool = False) -> int:
+def run_integrator_demo(outdir: str = "hnnsim-demo-integrators", quick: bool = False) -> int:
     """The integrator demonstration (``hnnsim demo --integrators``); returns 0.
 
     Pendulum with five integrators over many periods and the double pendulum with implicit
     midpoint, Tao and RK4: energy error, drift, period error, cost per step. ``quick``
     shrinks it to a few seconds."""
-    os.makedirs(outdir, exist_ok=True)
+    rundir.prepare(outdir, "hnnsim demo --integrators")
     steps = 20_000 if quick else 2_000_000
     pendulum = systems.Pendulum(length=1.0, g=9.81)
     amplitude = 1.0
@@ -258,6 +261,7 @@ def run_integrator_demo(outdir: str = "hnnsim-demo", quick: bool = False) -> int
         fig = figure("the integrator demo's plot", figsize=(7, 4))
     except MissingExtraError as exc:
         print(f"\nfiles in {outdir}/ (no energy.png: {exc})")
+        rundir.finish(outdir, "hnnsim demo --integrators")
         return 0
     ax = fig.subplots()
     for name, traj in trajs.items():
@@ -271,4 +275,5 @@ def run_integrator_demo(outdir: str = "hnnsim-demo", quick: bool = False) -> int
     png = os.path.join(outdir, "energy.png")
     fig.savefig(png, dpi=120)
     print(f"\nfiles and {png} in {outdir}/")
+    rundir.finish(outdir, "hnnsim demo --integrators")
     return 0

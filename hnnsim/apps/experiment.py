@@ -47,6 +47,7 @@ from ..learn import sampling
 from ..learn.fit import fit as _fit
 from ..learn.fit import rollout as _rollout
 from ..learn.pendulum_data import read_schmidt_lipson, schmidt_lipson_to_h5md
+from . import rundir
 from .tables import format_table
 
 #: the tasks, with the paper's Table 1 (train, test, energy; baseline, HNN; in units of ``scale``)
@@ -139,6 +140,7 @@ def _report(results: Dict[str, Any], title: str, subtitle: str, paper: Dict[str,
     with open(os.path.join(folder, "results.md"), "w") as fh:
         fh.write(f"### {title}\n\n{subtitle}\n\n```\n{table}\n```\n")
     results["table"] = table
+    rundir.finish(folder, f"hnnsim experiment {os.path.basename(folder)}")
     return results
 
 
@@ -174,6 +176,7 @@ def run_experiment(task: str, outdir: str = "hnnsim-experiment", seed: int = 0, 
     truth = systems.get(name, **params)
     n = int(np.prod(truth.state_shape()))
     folder = os.path.join(outdir, task)
+    rundir.prepare(folder, f"hnnsim experiment {task}")
     os.makedirs(os.path.join(folder, "data"), exist_ok=True)
     rng = np.random.default_rng(seed)
     sub = cfg["substeps"]
@@ -252,7 +255,7 @@ def run_real(data: Optional[str], outdir: str = "hnnsim-experiment", seed: int =
     hidden = int(hidden if hidden is not None else q.get("hidden", 200))
     t_begin = time.perf_counter()
     folder = os.path.join(outdir, "real")
-    os.makedirs(folder, exist_ok=True)
+    rundir.prepare(folder, "hnnsim experiment real")
     measured = read_schmidt_lipson(data)
     trial = measured.trials[0]
     path = schmidt_lipson_to_h5md(data, os.path.join(folder, "real-pendulum.h5"), trials=[trial], overwrite=True)[0]
