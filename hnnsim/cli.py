@@ -391,6 +391,28 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _interrupted(args: argparse.Namespace) -> str:
+    """What Ctrl-C left, said truthfully for the command that was running."""
+    import os
+
+    if args.command in ("simulate", "rollout"):
+        path = args.resume if getattr(args, "resume", None) else args.output
+        if path and os.path.exists(path):
+            from . import h5md
+
+            try:
+                _, ck = h5md.read_checkpoint(path)
+            except HnnsimError:
+                ck = None
+            at = f"step {ck['step']}" if ck else "its start"
+            return (f"{path} holds every completed frame and a checkpoint at {at}; continue with "
+                    f"hnnsim simulate --resume {path} --steps N")
+        return f"nothing was written ({path} was not created yet)"
+    if args.command == "train":
+        return f"no model was saved ({args.output} was not written); rerun with fewer --steps"
+    return "stopped"
+
+
 def main(argv: Optional[Sequence[str]] = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -402,7 +424,7 @@ def main(argv: Optional[Sequence[str]] = None) -> int:
             warnings.showwarning = show
             return int(args.func(args) or 0)
     except KeyboardInterrupt:
-        print("hnnsim: interrupted; files hold every completed frame and a checkpoint", file=sys.stderr)
+        print(f"hnnsim: interrupted; {_interrupted(args)}", file=sys.stderr)
         return 130
     except (HnnsimError, OSError) as exc:
         # every error hnnsim raises on purpose, and the system's own (disk full, permission

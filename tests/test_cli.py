@@ -124,3 +124,33 @@ def test_energy_error_warning_on_the_command_line(tmp_path, capsys):
     assert "warning" not in capsys.readouterr().err
     assert main(["simulate", "pendulum", "--steps", "200", "-o", str(tmp_path / "ok.h5"), "-q"]) == 0
     assert "warning" not in capsys.readouterr().err
+
+
+def test_interrupt_messages_say_what_was_left(tmp_path, capsys, monkeypatch):
+    """Ctrl-C during a run: the message names the file, its checkpoint and how to continue;
+    before any file exists, it says nothing was written."""
+    from hnnsim import simulator
+
+    out = str(tmp_path / "i.h5")
+    calls = {"n": 0}
+    real = Simulator.irun
+
+    def interrupted_irun(self, *a, **k):
+        for frames in real(self, *a, **k):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise KeyboardInterrupt
+            yield frames
+    monkeypatch.setattr(simulator.Simulator, "irun", interrupted_irun)
+    assert main(["simulate", "pendulum", "--steps", "100000", "--every", "10", "-o", out, "-q"]) == 130
+    err = capsys.readouterr().err
+    assert f"{out} holds every completed frame and a checkpoint at step" in err
+    assert f"hnnsim simulate --resume {out}" in err
+
+    def interrupted_early(self, *a, **k):
+        raise KeyboardInterrupt
+        yield
+    monkeypatch.setattr(simulator.Simulator, "irun", interrupted_early)
+    missing = str(tmp_path / "never.h5")
+    assert main(["simulate", "pendulum", "--steps", "10", "-o", missing, "-q"]) == 130
+    assert f"nothing was written ({missing} was not created yet)" in capsys.readouterr().err
