@@ -219,6 +219,8 @@ class Simulator:
             After Ctrl-C, once the file holds every completed frame and a checkpoint.
         """
         keep = self._output is None and out is None
+        if keep:
+            self._check_fits_in_memory(steps, every)
         blocks = []
         for frames in self.irun(steps, every, out, progress=progress, reporters=reporters, overwrite=overwrite,
                                 energy_tolerance=energy_tolerance):
@@ -231,6 +233,22 @@ class Simulator:
             empty = self._frames(np.zeros(0, dtype=np.int64), np.zeros((0,) + self._q.shape), np.zeros((0,) + self._q.shape))
             blocks = [empty]
         return Trajectory.from_frames(Frames.concatenate(blocks, self.system), self.integrator, int(self._every or 1))
+
+    def _check_fits_in_memory(self, steps: Any, every: Any) -> None:
+        """Refuse, before any work, an in-memory run whose frames cannot fit in the memory
+        available now (q, p, velocity, force and three energies per frame and member)."""
+        try:
+            frames = int(steps) // max(1, int(every or self._every or 1)) + 1
+            page, avail = os.sysconf("SC_PAGE_SIZE"), os.sysconf("SC_AVPHYS_PAGES")
+        except (TypeError, ValueError, OSError, AttributeError):
+            return  # bad arguments are reported by irun; no sysconf: no check
+        B, n = self._q.shape
+        need = frames * B * (4 * n + 3) * 8
+        if need > page * avail:
+            raise InputError(
+                f"keeping {frames} frames of {B} x {n} values in memory needs {need / 2**30:.1f} GiB, and "
+                f"{page * avail / 2**30:.1f} GiB is available: write them to a file (out='run.h5', read back "
+                f"lazily) or record fewer (every=...)")
 
     def _frames(self, steps: np.ndarray, q: np.ndarray, p: np.ndarray) -> Frames:
         return Frames(self.system, steps, self.t0 + steps * self.integrator.dt, q, p)

@@ -383,3 +383,10 @@ def test_energy_error_above_tolerance_warns_and_non_finite_energy_is_divergence(
         Simulator(systems.Pendulum(), integrators.Leapfrog(dt=0.9), q0=[3.0], p0=[0.0]).run(200, energy_tolerance=1e6)
     with pytest.raises(ValueError, match=r"energy_tolerance must be a finite number > 0 or None"):
         pendulum_sim().run(10, energy_tolerance=0)
+
+
+def test_an_in_memory_run_that_cannot_fit_is_refused_up_front():
+    sim = Simulator(systems.TwoBody(), integrators.Leapfrog(dt=0.001))
+    with pytest.raises(ValueError, match=r"keeping \d+ frames of 1 x 4 values in memory needs [\d.]+ GiB.*out='run.h5'"):
+        sim.run(10**13, every=1)
+    assert sim.step == 0  # nothing ran
