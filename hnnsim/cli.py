@@ -201,9 +201,17 @@ def cmd_train(args: argparse.Namespace) -> int:
     fit = learn.fit(data, model=args.model, hidden=args.hidden, layers=args.layers, steps=args.steps, lr=args.lr,
                     weight_decay=args.weight_decay, batch_size=args.batch_size, seed=args.seed,
                     dtype=torch.float64 if args.float64 else torch.float32, progress=not args.quiet,
-                    activation=args.activation, eval_every=args.eval_every)
+                    activation=args.activation, eval_every=args.eval_every, stop_on_interrupt=True)
     name = args.name or os.path.splitext(os.path.basename(args.output))[0]
     system = fit.to_system(name=name, register=False)
+    if fit.interrupted_at is not None:
+        stem, ext = os.path.splitext(args.output)
+        partial = f"{stem}.interrupted-at-{fit.interrupted_at}{ext or '.hnn'}"
+        system.save(partial)
+        print(f"hnnsim: interrupted at training step {fit.interrupted_at} of {args.steps}: saved the model trained so "
+              f"far as {partial} (train loss {fit.train_loss:.3e}, test loss {fit.test_loss:.3e}); {args.output} "
+              "was not written", file=sys.stderr)
+        return 130
     system.save(args.output)
     print(f"trained {fit.config['model']} ({args.layers} x {args.hidden}, {args.activation}) for {args.steps} steps in "
           f"{fit.seconds:.1f} s: train loss {fit.train_loss:.3e}, test loss {fit.test_loss:.3e}")
@@ -409,7 +417,7 @@ def _interrupted(args: argparse.Namespace) -> str:
                     f"hnnsim simulate --resume {path} --steps N")
         return f"nothing was written ({path} was not created yet)"
     if args.command == "train":
-        return f"no model was saved ({args.output} was not written); rerun with fewer --steps"
+        return f"no model was saved ({args.output} was not written)"
     return "stopped"
 
 

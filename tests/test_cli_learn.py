@@ -188,3 +188,28 @@ def test_demo_reruns_replace_their_files_and_refuse_foreign_folders(tmp_path, ca
     capsys.readouterr()
     assert main(["demo", "--integrators", "--quick", "--outdir", str(foreign)]) == 2
     assert "is not empty" in capsys.readouterr().err and os.listdir(foreign) == ["thesis.tex"]
+
+
+def test_train_interrupted_saves_the_model_so_far_under_its_own_name(cli_files, capsys, monkeypatch):
+    from hnnsim import learn
+
+    d, files, _ = cli_files
+    out = str(d / "stopped.hnn")
+    real = learn.fit
+
+    def interrupting_fit(*a, **k):
+        calls = {"n": 0}
+
+        def callback(step, train, test):
+            calls["n"] += 1
+            if calls["n"] == 3:
+                raise KeyboardInterrupt
+        return real(*a, **{**k, "callback": callback})
+    monkeypatch.setattr(learn, "fit", interrupting_fit)
+    assert main(["train", *files, "--hidden", "8", "--steps", "500", "--eval-every", "10", "-o", out, "-q"]) == 130
+    err = capsys.readouterr().err
+    partial = str(d / "stopped.interrupted-at-20.hnn")
+    assert f"interrupted at training step 20 of 500: saved the model trained so far as {partial}" in err
+    assert not os.path.exists(out)
+    model = systems.load(partial, register=False)
+    assert model.metadata["training"]["interrupted_at"] == 20

@@ -193,6 +193,8 @@ class FitResult:
     train_stderr: float = float("nan")
     test_stderr: float = float("nan")
     seconds: float = 0.0
+    #: the step at which Ctrl-C stopped training (``fit(..., stop_on_interrupt=True)``), else None
+    interrupted_at: Optional[int] = None
     created: str = field(default_factory=lambda: datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"))
 
     @property
@@ -269,7 +271,8 @@ class FitResult:
 def fit(data: Dataset, model: str = "hnn", hidden: int = 200, layers: int = 2, steps: int = 2000, lr: float = 1e-3,
         weight_decay: float = 1e-4, batch_size: Optional[int] = None, seed: int = 0, dtype: Any = torch.float32,
         progress: bool = False, activation: str = "tanh", eval_every: int = 1, threads: Optional[int] = None,
-        callback: Optional[Callable[[int, float, float], None]] = None) -> FitResult:
+        callback: Optional[Callable[[int, float, float], None]] = None,
+        stop_on_interrupt: bool = False) -> FitResult:
     """Train a model on ``data`` to predict dx/dt (MSE loss, Adam with L2 weight decay).
 
     Parameters
@@ -302,6 +305,9 @@ def fit(data: Dataset, model: str = "hnn", hidden: int = 200, layers: int = 2, s
         machine), else torch's setting.
     callback : callable, optional
         ``callback(step, train_loss, test_loss)`` at every evaluation.
+    stop_on_interrupt : bool
+        On Ctrl-C, stop and return the model trained so far (``interrupted_at`` set)
+        instead of raising ``KeyboardInterrupt``.
 
     Returns
     -------
@@ -338,35 +344,41 @@ def fit(data: Dataset, model: str = "hnn", hidden: int = 200, layers: int = 2, s
     t0 = time.perf_counter()
     net.train()
     torch.set_num_threads(threads)
+    interrupted_at: Optional[int] = None
     try:
-        for step in range(steps):
-            if batch_size is None or batch_size >= M:
-                xb, yb = X, Y
-            else:
-                idx = torch.randint(0, M, (int(batch_size),), generator=gen)
-                xb, yb = X[idx], Y[idx]
-            loss = ((net.time_derivative(xb, create_graph=True) - yb) ** 2).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            if step % eval_every == 0 or step == steps - 1:
-                train_loss = float(loss.detach())
-                if not np.isfinite(train_loss):
-                    raise TrainingDiverged(f"the training loss became {train_loss} at step {step}; lower lr "
-                                             f"(now {lr}) or check the data for outliers")
-                test_loss = float("nan")
-                if Xt.shape[0]:
-                    pred = net.time_derivative(Xt, create_graph=False).detach()
-                    test_loss = float(((pred - Yt) ** 2).mean())
-                hist_step.append(step)
-                hist_train.append(train_loss)
-                hist_test.append(test_loss)
-                if callback is not None:
-                    callback(step, train_loss, test_loss)
+        try:
+            for step in range(steps):
+                if batch_size is None or batch_size >= M:
+                    xb, yb = X, Y
+                else:
+                    idx = torch.randint(0, M, (int(batch_size),), generator=gen)
+                    xb, yb = X[idx], Y[idx]
+                loss = ((net.time_derivative(xb, create_graph=True) - yb) ** 2).mean()
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                opt.step()
+                if step % eval_every == 0 or step == steps - 1:
+                    train_loss = float(loss.detach())
+                    if not np.isfinite(train_loss):
+                        raise TrainingDiverged(f"the training loss became {train_loss} at step {step}; lower lr "
+                                                 f"(now {lr}) or check the data for outliers")
+                    test_loss = float("nan")
+                    if Xt.shape[0]:
+                        pred = net.time_derivative(Xt, create_graph=False).detach()
+                        test_loss = float(((pred - Yt) ** 2).mean())
+                    hist_step.append(step)
+                    hist_train.append(train_loss)
+                    hist_test.append(test_loss)
+                    if callback is not None:
+                        callback(step, train_loss, test_loss)
+                    if bar is not None:
+                        bar.set_postfix_str(f"train {train_loss:.3e}  test {test_loss:.3e}", refresh=False)
                 if bar is not None:
-                    bar.set_postfix_str(f"train {train_loss:.3e}  test {test_loss:.3e}", refresh=False)
-            if bar is not None:
-                bar.update(1)
+                    bar.update(1)
+        except KeyboardInterrupt:
+            if not stop_on_interrupt:
+                raise
+            interrupted_at = step  # Ctrl-C during this step: the model as trained so far
         seconds = time.perf_counter() - t0
         net.eval()
         train = _loss_stats(net, data.x, data.dxdt, dt)
@@ -381,6 +393,8 @@ def fit(data: Dataset, model: str = "hnn", hidden: int = 200, layers: int = 2, s
               "dtype": str(dt).replace("torch.", ""), "threads": threads, "loss": "mse(dx/dt)", "optimizer": "adam"}
     history = {"step": np.asarray(hist_step, dtype=np.int64), "train_loss": np.asarray(hist_train),
                "test_loss": np.asarray(hist_test)}
+    if interrupted_at is not None:
+        config["interrupted_at"] = interrupted_at
     return FitResult(model=net, history=history, data=data, config=config, train_loss=train["mean"],
                      test_loss=test["mean"], train_stderr=train["stderr"], test_stderr=test["stderr"],
-                     seconds=seconds)
+                     seconds=seconds, interrupted_at=interrupted_at)
