@@ -85,6 +85,9 @@ def compare(rollout: Dict[str, Any] | str, reference: Optional[Dict[str, Any] | 
                mse=float(np.mean(np.concatenate([(q - qr) ** 2, (p - pr) ** 2], axis=1))),
                max_error=float(err.max()), final_error=float(err[-1]),
                true_system=ref["info"].system.get("name"), error_t=ro["time"][ia], error=err)
+    scale = max(1.0, float(np.max(np.abs(np.concatenate([qr[0], pr[0]])))))
+    if err[0] > 1e-9 * scale:
+        out["start_mismatch"] = float(err[0])  # the errors then measure the different starts, not the model
     truth = _true_system(ref["info"])
     if truth is not None and getattr(truth, "ndof", None) == n:
         Hro = truth.energy(q, p)
@@ -108,6 +111,10 @@ def report(metrics: Dict[str, Any], rollout_path: str = "", reference_path: str 
                   f"t {metrics['common_t'][0]:.6g} .. {metrics['common_t'][1]:.6g}",
                   f"coordinates MSE q {metrics['mse_q']:.3e}, p {metrics['mse_p']:.3e}, state {metrics['mse']:.3e}; "
                   f"max |x - x_ref| {metrics['max_error']:.3e}, final {metrics['final_error']:.3e}"]
+        if "start_mismatch" in metrics:
+            lines.append(f"note        the rollout and the reference differ by {metrics['start_mismatch']:.3e} at their "
+                         "first common frame: they do not start from one state, so these errors are not the model's "
+                         "alone (roll out with --start REFERENCE)")
         if "energy_mse" in metrics:
             td = metrics["true_drift"]
             lines.append(f"true energy ({metrics['true_system']} H) MSE rollout vs reference {metrics['energy_mse']:.3e}; "

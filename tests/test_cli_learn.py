@@ -213,3 +213,12 @@ def test_train_interrupted_saves_the_model_so_far_under_its_own_name(cli_files, 
     assert not os.path.exists(out)
     model = systems.load(partial, register=False)
     assert model.metadata["training"]["interrupted_at"] == 20
+
+
+def test_analyze_says_when_rollout_and_reference_do_not_start_together(cli_files, capsys):
+    d, files, truth = cli_files
+    assert main(["analyze", files[0], "--reference", truth]) == 0  # two different orbits of the spring
+    out = capsys.readouterr().out
+    assert "do not start from one state" in out
+    assert main(["analyze", truth, "--reference", truth]) == 0
+    assert "do not start from one state" not in capsys.readouterr().out
