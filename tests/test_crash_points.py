@@ -36,6 +36,9 @@ pytestmark = pytest.mark.skipif(not hasattr(os, "fork") or not sys.platform.star
                                 reason="the fork server and the LD_PRELOAD shim need Linux")
 
 ROOT = Path(__file__).resolve().parent.parent
+#: HNNSIM_RELIABILITY_LONG=1 sweeps five times as many crash points (minutes, not seconds)
+LONG = os.environ.get("HNNSIM_RELIABILITY_LONG") == "1"
+SCALE = 5 if LONG else 1
 TOTAL = 20_000
 EVERY = 10
 
@@ -169,7 +172,8 @@ def check_survivor(path, handed_out, reference, where, at_least=0):
 def test_kill_at_each_crash_point_loses_nothing(tmp_path, reference):
     """For every point of :data:`hnnsim.crashpoints.POINTS`: end the writer there on its
     first visit (the initial checkpoint and frame), its second and its fifth (mid-run)."""
-    cases = [{"point": point, "nth": nth} for nth in (1, 2, 5) for point in crashpoints.POINTS
+    visits = (1, 2, 3, 5, 8, 13, 21) if LONG else (1, 2, 5)
+    cases = [{"point": point, "nth": nth} for nth in visits for point in crashpoints.POINTS
              if nth == 1 or point not in crashpoints.ONCE]
     for case, code, handed_out in run_writers(tmp_path, cases):
         where = f"{case['point']} (visit {case['nth']})"
@@ -198,7 +202,7 @@ def killwrite(tmp_path_factory):
 
 
 #: write system calls swept after the first block (a block with its checkpoint makes about 20)
-SWEEP = 60
+SWEEP = 60 * SCALE
 
 
 def test_kill_before_every_write_syscall_of_a_run(tmp_path, reference, killwrite):
@@ -213,7 +217,7 @@ def test_kill_before_every_write_syscall_of_a_run(tmp_path, reference, killwrite
 
 
 #: write system calls swept from the start of a writer (creation, or reopening to resume)
-SWEEP_START = 70
+SWEEP_START = 70 * SCALE
 PREFIX = 1000
 
 
@@ -247,7 +251,7 @@ def test_kill_during_overwrite_keeps_the_old_file_until_the_new_one_has_a_block(
         Simulator(systems.Pendulum(), integrators.Leapfrog(dt=0.01), q0=[old_q0], p0=[0.0]).run(300, every=EVERY,
                                                                                                  out=path)
 
-    cases = [{"write": n, "arm": "start", "mode": "overwrite"} for n in range(1, 40)]
+    cases = [{"write": n, "arm": "start", "mode": "overwrite"} for n in range(1, 40 * SCALE)]
     for case, code, handed_out in run_writers(tmp_path, cases, {"LD_PRELOAD": killwrite}, prepare):
         where = f"before write {case['write']} of an overwrite"
         assert code == crashpoints.EXIT_CODE, f"{where} was never reached: exit {code}"
