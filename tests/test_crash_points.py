@@ -51,14 +51,14 @@ _SERVER = textwrap.dedent("""
     import integrators, systems
     from hnnsim import Simulator, crashpoints
 
-    def run(path, log, arm_write=None, mode="new"):
+    def run(path, log, arm_write=None, mode="new", block={block}):
         with open(log, "w") as out:
             if mode == "resume":
                 sim = Simulator.resume(path)
-                frames_of = sim.irun({total} - sim.step, block_seconds={block})
+                frames_of = sim.irun({total} - sim.step, block_seconds=block)
             else:
                 sim = Simulator(systems.Pendulum(), integrators.Leapfrog(dt=0.01), q0=[1.0], p0=[0.0])
-                frames_of = sim.irun({total}, every={every}, out=path, block_seconds={block}, overwrite=mode == "overwrite")
+                frames_of = sim.irun({total}, every={every}, out=path, block_seconds=block, overwrite=mode == "overwrite")
             for frames in frames_of:
                 if arm_write:
                     arm_write()
@@ -84,7 +84,7 @@ _SERVER = textwrap.dedent("""
                     if case.get("arm") == "start":
                         arm_write()
                         arm_write = None
-                run(case["path"], case["log"], arm_write, case.get("mode", "new"))
+                run(case["path"], case["log"], arm_write, case.get("mode", "new"), case.get("block", {block}))
             except BaseException:
                 traceback.print_exc()
                 os._exit(3)
@@ -302,7 +302,7 @@ def test_resume_continues_from_the_last_frame_not_a_stale_checkpoint(tmp_path, r
     """Killed between a block's frames and its checkpoint: the frames past the checkpoint
     are complete, and leapfrog's whole state is (q, p), so resume continues from the last
     frame: nothing is dropped, and `steps` counts from there."""
-    runs = run_writers(tmp_path, [{"point": "checkpoint:start", "nth": nth} for nth in (5, 6, 7, 8)])
+    runs = run_writers(tmp_path, [{"point": "checkpoint:start", "nth": nth, "block": 2e-4} for nth in (5, 6, 7, 8)])
     assert all(code == crashpoints.EXIT_CODE for _, code, _ in runs)
     # a block may hold no frame (blocks need not span `every` steps): take a kill that left
     # frames past the checkpoint
