@@ -480,12 +480,6 @@ def _versions() -> Dict[str, str]:
     return {"hnnsim": _version(), "numpy": numpy.__version__, "numba": numba.__version__, "h5py": h5py.__version__}
 
 
-def _valid_prefix(steps: np.ndarray) -> int:
-    """Length of the leading run of written (>= 0), strictly increasing steps."""
-    bad = np.flatnonzero((steps < 0) | (np.diff(steps, prepend=-1) <= 0))
-    return int(bad[0]) if bad.size else int(steps.size)
-
-
 def _open(path: str | os.PathLike) -> h5py.File:
     path = os.fspath(path)
     if not os.path.exists(path):
