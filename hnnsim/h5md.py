@@ -114,7 +114,7 @@ class H5MDWriter:
                 try:
                     self._file = _open_swmr_write(self.path)
                 except OSError as exc:
-                    if "already open for write" not in str(exc):
+                    if not _left_open(exc):
                         raise TrajectoryError(f"cannot open {self.path} to continue it: {exc}") from None
                     # the writer was killed and left HDF5's "open for write" flag set: rewrite
                     # the file's consistent part into a fresh file, rename it into place,
@@ -444,7 +444,7 @@ def writer_state(path: str | os.PathLike) -> str:
     try:
         h5py.File(path, "r").close()
     except OSError as exc:
-        if "already open for write" in str(exc) or "open for SWMR" in str(exc):
+        if _left_open(exc):
             return "needs-recovery"
     return "clean"
 
@@ -458,7 +458,7 @@ def recover_file(path: str | os.PathLike) -> int:
         try:
             h5py.File(path, "r").close()
         except OSError as exc:
-            if "already open for write" not in str(exc) and "open for SWMR" not in str(exc):
+            if not _left_open(exc):
                 raise TrajectoryError(f"{path} is not a readable HDF5 file ({exc}); nothing to recover") from None
             recover(path)
         return len(read_frames(path)["step"])
@@ -480,6 +480,11 @@ def _versions() -> Dict[str, str]:
     return {"hnnsim": _version(), "numpy": numpy.__version__, "numba": numba.__version__, "h5py": h5py.__version__}
 
 
+def _left_open(exc: OSError) -> bool:
+    """Whether HDF5 refused a file because a writer (live or killed) left it open for writing."""
+    return "already open for write" in str(exc) or "open for SWMR" in str(exc)
+
+
 def _open(path: str | os.PathLike) -> h5py.File:
     path = os.fspath(path)
     if not os.path.exists(path):
@@ -488,7 +493,7 @@ def _open(path: str | os.PathLike) -> h5py.File:
         try:
             return h5py.File(path, "r")
         except OSError as exc:
-            if "unable to lock file" not in str(exc) and "already open for write" not in str(exc):
+            if "unable to lock file" not in str(exc) and not _left_open(exc):
                 raise
             # a live SWMR writer holds the file, or one was killed and left its flag set:
             # SWMR reading sees every flushed frame either way

@@ -155,9 +155,11 @@ class Simulator:
 
         The file alone is enough: system, integrator (with Tao's extended copies), state,
         step, ``t0`` and report interval are read from its run description and checkpoint
-        (no frame is read). The next :meth:`run` cuts frames written after the checkpoint
-        (a run killed mid-block) and appends to the same file; a run of 2N steps and N steps
-        + resume + N steps are bit-identical. ``format`` is the
+        (no frame is read but the last: an integrator whose state is ``(q, p)`` continues
+        from the last complete frame when a kill left frames past the checkpoint,
+        :func:`hnnsim.h5md.resume_point`). The next :meth:`run` cuts frames after that point
+        and appends to the same file; a run of 2N steps and N steps + resume + N steps are
+        bit-identical. ``format`` is the
         :class:`~hnnsim.reporters.ResumableReporter` that wrote it (H5MD by default).
         """
         path = os.fspath(path)
@@ -293,7 +295,7 @@ class Simulator:
 
         energy = _EnergyWatch(energy_tolerance)
 
-        def dispatch(frames: Frames) -> Frames:
+        def dispatch(frames: Frames, state: Optional[State] = None) -> Frames:
             """Hand ``frames`` (recorded every ``record`` steps) to each reporter on its own
             interval; return the run's own (every ``every`` steps). A frame whose energy is
             not finite (the state is: e.g. two bodies at one point) ends the run as a
@@ -314,7 +316,7 @@ class Simulator:
                 if k not in subsets:
                     subsets[k] = frames.select(frames.step % k == 0)
                 return subsets[k]
-            state = self._snapshot()
+            state = state or self._snapshot()
             for r, k in zip(active, intervals):
                 r.report(on(k), state)
             return on(every)
@@ -370,9 +372,9 @@ class Simulator:
                     chunk = max(1, min(grow, 8 * nsteps, max_frames * record, max(steps // 8, every), end - launched))
                     pending = pool.submit(advance, launched, chunk)
                     launched += chunk
-                own = dispatch(self._frames(adv.steps, adv.q, adv.p))
-                # only after every reporter has the block: a checkpoint never runs ahead of the frames
                 state = self._snapshot()
+                own = dispatch(self._frames(adv.steps, adv.q, adv.p), state)
+                # only after every reporter has the block: a checkpoint never runs ahead of the frames
                 for r in active:
                     r.checkpoint(state)
                 yield own
