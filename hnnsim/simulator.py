@@ -328,10 +328,12 @@ class Simulator:
         max_frames = max(1, min(_MAX_FRAMES, _BLOCK_BYTES // (16 * B * n)))
         end = self.step + steps
         work_q, work_p, work_aux = self._q.copy(), self._p.copy(), self._aux.copy()
+        scratch = self.system.workspace(B)  # e.g. a neighbour list, kept from chunk to chunk
 
         def advance(step0: int, nsteps: int):
             t = _time.perf_counter()
-            adv = self.integrator.advance(self.system, work_q, work_p, nsteps, aux=work_aux, step0=step0, every=record)
+            adv = self.integrator.advance(self.system, work_q, work_p, nsteps, aux=work_aux, work=scratch, step0=step0,
+                                          every=record)
             return adv, nsteps, _time.perf_counter() - t
 
         interrupted = threading.Event()

@@ -4,8 +4,9 @@ An integrator advances an ensemble of states ``q, p`` of shape ``[B, n]`` (``B``
 members, ``n`` degrees of freedom, C-contiguous float64) with one numba kernel call,
 recording a frame every ``every`` global steps into ``[frames, B, n]`` buffers.
 The kernel sees the Hamiltonian only through its gradient functions ``dHdq(q, p,
-params, out)`` and ``dHdp(q, p, params, out)`` (numba dispatchers) and a float64
-parameter array; it never touches a Python object.
+params, iw, fw, out)`` and ``dHdp(q, p, params, iw, fw, out)`` (numba dispatchers), a
+float64 parameter array and each member's workspace ``iw = iwork[b]``, ``fw = fwork[b]``
+(a neighbour list; empty for most systems); it never touches a Python object.
 """
 
 from __future__ import annotations
@@ -80,6 +81,29 @@ def record(out_q, out_p, frame, b, qb, pb):
         out_q[frame, b, i] = qb[i]
         out_p[frame, b, i] = pb[i]
     return frame + 1
+
+
+@dataclass
+class Workspace:
+    """Per-member scratch a system keeps between force calls inside a kernel.
+
+    Attributes
+    ----------
+    iwork : ndarray of int64, shape ``[B, ni]``
+    fwork : ndarray of float64, shape ``[B, nf]``
+
+    Its layout belongs to the system (``System.workspace``); a kernel passes member b's
+    rows to every call of ``dHdq``/``dHdp`` and never reads them. Carry one between
+    ``advance`` calls to keep e.g. a neighbour list (results never depend on it: a system
+    must give the same forces with a fresh workspace).
+    """
+
+    iwork: np.ndarray
+    fwork: np.ndarray
+
+    @property
+    def members(self) -> int:
+        return int(self.iwork.shape[0])
 
 
 @dataclass
@@ -201,6 +225,7 @@ class Integrator:
         nsteps: int,
         *,
         aux: np.ndarray | None = None,
+        work: Workspace | None = None,
         step0: int = 0,
         every: int = 1,
         backward: bool = False,
@@ -218,6 +243,11 @@ class Integrator:
             Steps to take.
         aux : ndarray, shape ``[B, n_aux, n]``, optional
             Method state carried between calls (Tao's extended copies); updated in place.
+        work : Workspace, optional
+            The system's per-member workspace (``system.workspace(B)``), carried between
+            calls to keep e.g. a neighbour list; a fresh one by default. When it overflows
+            (``system.grow_workspace``), it is enlarged in place and the call repeated from
+            its starting state, so no step ever uses a truncated list.
         step0 : int
             Global index of the current step; frames are recorded after global steps that
             are multiples of ``every``.
@@ -247,10 +277,25 @@ class Integrator:
         status = np.zeros((B, 2), dtype=np.int64)
         dt = -self.dt if backward else self.dt
         params = np.ascontiguousarray(system.params, dtype=np.float64)
-        self._run_kernel(system, params, q, p, aux, dt, nsteps, step0, every, out_q, out_p, status)
+        if work is None:
+            work = system.workspace(B)
+        elif work.members != B:
+            raise InputError(f"the workspace is for {work.members} members, the state has {B}; "
+                             "pass system.workspace(B) or none")
+        fns = system.kernel_functions(parallel=B == 1)
+        has_work = work.iwork.shape[1] > 0 or work.fwork.shape[1] > 0
+        start = (q.copy(), p.copy(), aux.copy()) if has_work else None
+        while True:
+            self._run_kernel(fns, params, work.iwork, work.fwork, q, p, aux, dt, nsteps, step0, every,
+                             out_q, out_p, status)
+            if not (has_work and system.grow_workspace(work)):
+                break
+            q[...], p[...], aux[...] = start  # a member's list overflowed: again, with room
+            status[...] = 0
         return Advance(out_q, out_p, steps, status)
 
-    def _run_kernel(self, system, params, q, p, aux, dt, nsteps, step0, every, out_q, out_p, status) -> None:
+    def _run_kernel(self, fns, params, iwork, fwork, q, p, aux, dt, nsteps, step0, every, out_q, out_p,
+                    status) -> None:
         raise NotImplementedError
 
 

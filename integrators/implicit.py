@@ -26,11 +26,13 @@ from .errors import InputError
 _EPS = np.finfo(np.float64).eps
 
 
-def _midpoint_kernel(dHdq, dHdp, params, q, p, dt, nsteps, step0, every, max_iter, out_q, out_p, status):
+def _midpoint_kernel(dHdq, dHdp, params, iwork, fwork, q, p, dt, nsteps, step0, every, max_iter, out_q, out_p, status):
     B, n = q.shape
     for b in nb.prange(B):
         qb = q[b]
         pb = p[b]
+        iw = iwork[b]
+        fw = fwork[b]
         q1 = np.empty(n)
         p1 = np.empty(n)
         qm = np.empty(n)
@@ -42,8 +44,8 @@ def _midpoint_kernel(dHdq, dHdp, params, q, p, dt, nsteps, step0, every, max_ite
         for k in range(nsteps):
             step = step0 + k + 1
             # explicit Euler predictor
-            dHdp(qb, pb, params, vel)
-            dHdq(qb, pb, params, grad)
+            dHdp(qb, pb, params, iw, fw, vel)
+            dHdq(qb, pb, params, iw, fw, grad)
             for i in range(n):
                 q1[i] = qb[i] + dt * vel[i]
                 p1[i] = pb[i] - dt * grad[i]
@@ -58,8 +60,8 @@ def _midpoint_kernel(dHdq, dHdp, params, q, p, dt, nsteps, step0, every, max_ite
                 for i in range(n):
                     qm[i] = 0.5 * (qb[i] + q1[i])
                     pm[i] = 0.5 * (pb[i] + p1[i])
-                dHdp(qm, pm, params, vel)
-                dHdq(qm, pm, params, grad)
+                dHdp(qm, pm, params, iw, fw, vel)
+                dHdq(qm, pm, params, iw, fw, grad)
                 delta = 0.0
                 for i in range(n):
                     qn = qb[i] + dt * vel[i]
@@ -128,7 +130,7 @@ class ImplicitMidpoint(Integrator):
     def parameters(self):
         return {"dt": self.dt, "max_iter": self.max_iter}
 
-    def _run_kernel(self, system, params, q, p, aux, dt, nsteps, step0, every, out_q, out_p, status):
+    def _run_kernel(self, fns, params, iwork, fwork, q, p, aux, dt, nsteps, step0, every, out_q, out_p, status):
         kernel = _midpoint_kernel_parallel if q.shape[0] > 1 else _midpoint_kernel_serial
-        kernel(system.dHdq, system.dHdp, params, q, p, dt, nsteps, step0, every,
+        kernel(fns[0], fns[1], params, iwork, fwork, q, p, dt, nsteps, step0, every,
                self.max_iter, out_q, out_p, status)

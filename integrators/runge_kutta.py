@@ -16,18 +16,20 @@ from .base import Integrator, compile_kernel, first_countdown, record, step_fail
 
 
 @nb.njit(error_model="numpy")
-def _rhs(dHdq, dHdp, params, q, p, fq, fp):
-    dHdp(q, p, params, fq)
-    dHdq(q, p, params, fp)
+def _rhs(dHdq, dHdp, params, iw, fw, q, p, fq, fp):
+    dHdp(q, p, params, iw, fw, fq)
+    dHdq(q, p, params, iw, fw, fp)
     for i in range(q.shape[0]):
         fp[i] = -fp[i]
 
 
-def _rk4_kernel(dHdq, dHdp, params, q, p, dt, nsteps, step0, every, out_q, out_p, status):
+def _rk4_kernel(dHdq, dHdp, params, iwork, fwork, q, p, dt, nsteps, step0, every, out_q, out_p, status):
     B, n = q.shape
     for b in nb.prange(B):
         qb = q[b]
         pb = p[b]
+        iw = iwork[b]
+        fw = fwork[b]
         kq = np.empty((4, n))
         kp = np.empty((4, n))
         qs = np.empty(n)
@@ -35,12 +37,12 @@ def _rk4_kernel(dHdq, dHdp, params, q, p, dt, nsteps, step0, every, out_q, out_p
         frame = 0
         countdown = first_countdown(step0, every)
         for k in range(nsteps):
-            _rhs(dHdq, dHdp, params, qb, pb, kq[0], kp[0])
+            _rhs(dHdq, dHdp, params, iw, fw, qb, pb, kq[0], kp[0])
             for stage, a in ((1, 0.5), (2, 0.5), (3, 1.0)):
                 for i in range(n):
                     qs[i] = qb[i] + a * dt * kq[stage - 1, i]
                     ps[i] = pb[i] + a * dt * kp[stage - 1, i]
-                _rhs(dHdq, dHdp, params, qs, ps, kq[stage], kp[stage])
+                _rhs(dHdq, dHdp, params, iw, fw, qs, ps, kq[stage], kp[stage])
             for i in range(n):
                 qb[i] += dt / 6.0 * (kq[0, i] + 2.0 * kq[1, i] + 2.0 * kq[2, i] + kq[3, i])
                 pb[i] += dt / 6.0 * (kp[0, i] + 2.0 * kp[1, i] + 2.0 * kp[2, i] + kp[3, i])
@@ -76,6 +78,6 @@ class RK4(Integrator):
     order = 4
     symplectic = False
 
-    def _run_kernel(self, system, params, q, p, aux, dt, nsteps, step0, every, out_q, out_p, status):
+    def _run_kernel(self, fns, params, iwork, fwork, q, p, aux, dt, nsteps, step0, every, out_q, out_p, status):
         kernel = _rk4_kernel_parallel if q.shape[0] > 1 else _rk4_kernel_serial
-        kernel(system.dHdq, system.dHdp, params, q, p, dt, nsteps, step0, every, out_q, out_p, status)
+        kernel(fns[0], fns[1], params, iwork, fwork, q, p, dt, nsteps, step0, every, out_q, out_p, status)

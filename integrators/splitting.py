@@ -28,7 +28,7 @@ DRIFT = 0
 KICK = 1
 
 
-def _splitting_kernel(dHdq, dHdp, params, kinds, coefs, q, p, dt, nsteps, step0, every, out_q, out_p, status):
+def _splitting_kernel(dHdq, dHdp, params, iwork, fwork, kinds, coefs, q, p, dt, nsteps, step0, every, out_q, out_p, status):
     """Run the operation table ``kinds, coefs`` ``nsteps`` times on every member of ``q, p``."""
     B, n = q.shape
     nops = kinds.shape[0]
@@ -36,6 +36,8 @@ def _splitting_kernel(dHdq, dHdp, params, kinds, coefs, q, p, dt, nsteps, step0,
     for b in nb.prange(B):
         qb = q[b]
         pb = p[b]
+        iw = iwork[b]
+        fw = fwork[b]
         grad = np.empty(n)
         vel = np.empty(n)
         grad_valid = False
@@ -45,13 +47,13 @@ def _splitting_kernel(dHdq, dHdp, params, kinds, coefs, q, p, dt, nsteps, step0,
             for op in range(nops):
                 c = scaled[op]
                 if kinds[op] == DRIFT:
-                    dHdp(qb, pb, params, vel)
+                    dHdp(qb, pb, params, iw, fw, vel)
                     for i in range(n):
                         qb[i] += c * vel[i]
                     grad_valid = False
                 else:
                     if not grad_valid:
-                        dHdq(qb, pb, params, grad)
+                        dHdq(qb, pb, params, iw, fw, grad)
                         grad_valid = True
                     for i in range(n):
                         pb[i] -= c * grad[i]
@@ -98,9 +100,9 @@ class Splitting(Integrator):
     kinds: ClassVar[np.ndarray]
     coefs: ClassVar[np.ndarray]
 
-    def _run_kernel(self, system, params, q, p, aux, dt, nsteps, step0, every, out_q, out_p, status):
+    def _run_kernel(self, fns, params, iwork, fwork, q, p, aux, dt, nsteps, step0, every, out_q, out_p, status):
         kernel = _splitting_kernel_parallel if q.shape[0] > 1 else _splitting_kernel_serial
-        kernel(system.dHdq, system.dHdp, params, self.kinds, self.coefs,
+        kernel(fns[0], fns[1], params, iwork, fwork, self.kinds, self.coefs,
                q, p, dt, nsteps, step0, every, out_q, out_p, status)
 
     @classmethod

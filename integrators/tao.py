@@ -27,17 +27,17 @@ from .errors import InputError
 
 
 @nb.njit(error_model="numpy")
-def _tao_order2(dHdq, dHdp, params, q, p, x, y, d, omega, grad, vel):
+def _tao_order2(dHdq, dHdp, params, iw, fw, q, p, x, y, d, omega, grad, vel):
     n = q.shape[0]
     # phi_A(d/2): flow of H(q, y): p -= d/2 dH/dq(q, y), x += d/2 dH/dp(q, y)
-    dHdq(q, y, params, grad)
-    dHdp(q, y, params, vel)
+    dHdq(q, y, params, iw, fw, grad)
+    dHdp(q, y, params, iw, fw, vel)
     for i in range(n):
         p[i] -= 0.5 * d * grad[i]
         x[i] += 0.5 * d * vel[i]
     # phi_B(d/2): flow of H(x, p): q += d/2 dH/dp(x, p), y -= d/2 dH/dq(x, p)
-    dHdp(x, p, params, vel)
-    dHdq(x, p, params, grad)
+    dHdp(x, p, params, iw, fw, vel)
+    dHdq(x, p, params, iw, fw, grad)
     for i in range(n):
         q[i] += 0.5 * d * vel[i]
         y[i] -= 0.5 * d * grad[i]
@@ -53,23 +53,25 @@ def _tao_order2(dHdq, dHdp, params, q, p, x, y, d, omega, grad, vel):
         p[i] = 0.5 * (sp - s * dq + c * dp)
         x[i] = 0.5 * (sq - c * dq - s * dp)
         y[i] = 0.5 * (sp + s * dq - c * dp)
-    dHdp(x, p, params, vel)
-    dHdq(x, p, params, grad)
+    dHdp(x, p, params, iw, fw, vel)
+    dHdq(x, p, params, iw, fw, grad)
     for i in range(n):
         q[i] += 0.5 * d * vel[i]
         y[i] -= 0.5 * d * grad[i]
-    dHdq(q, y, params, grad)
-    dHdp(q, y, params, vel)
+    dHdq(q, y, params, iw, fw, grad)
+    dHdp(q, y, params, iw, fw, vel)
     for i in range(n):
         p[i] -= 0.5 * d * grad[i]
         x[i] += 0.5 * d * vel[i]
 
 
-def _tao_kernel(dHdq, dHdp, params, weights, omega, q, p, aux, dt, nsteps, step0, every, out_q, out_p, status):
+def _tao_kernel(dHdq, dHdp, params, iwork, fwork, weights, omega, q, p, aux, dt, nsteps, step0, every, out_q, out_p, status):
     B, n = q.shape
     for b in nb.prange(B):
         qb = q[b]
         pb = p[b]
+        iw = iwork[b]
+        fw = fwork[b]
         xb = aux[b, 0]
         yb = aux[b, 1]
         grad = np.empty(n)
@@ -78,7 +80,7 @@ def _tao_kernel(dHdq, dHdp, params, weights, omega, q, p, aux, dt, nsteps, step0
         countdown = first_countdown(step0, every)
         for k in range(nsteps):
             for w in weights:
-                _tao_order2(dHdq, dHdp, params, qb, pb, xb, yb, w * dt, omega, grad, vel)
+                _tao_order2(dHdq, dHdp, params, iw, fw, qb, pb, xb, yb, w * dt, omega, grad, vel)
             step = step0 + k + 1
             if step_failed(qb, pb, step, b, status) or step_failed(xb, yb, step, b, status):
                 break
@@ -143,10 +145,10 @@ class Tao(Integrator):
         """Extended copies start equal to the state: ``aux[:, 0] = q``, ``aux[:, 1] = p``."""
         return np.ascontiguousarray(np.stack([q, p], axis=1))
 
-    def _run_kernel(self, system, params, q, p, aux, dt, nsteps, step0, every, out_q, out_p, status):
+    def _run_kernel(self, fns, params, iwork, fwork, q, p, aux, dt, nsteps, step0, every, out_q, out_p, status):
         if aux.shape != (q.shape[0], 2, q.shape[1]) or aux.dtype != np.float64 or not aux.flags.c_contiguous:
             raise InputError(f"Tao needs aux of shape {(q.shape[0], 2, q.shape[1])} (the copies x, y), "
                              f"got {aux.shape}; start from init_aux(q, p)")
         kernel = _tao_kernel_parallel if q.shape[0] > 1 else _tao_kernel_serial
-        kernel(system.dHdq, system.dHdp, params, self._weights, self.omega, q, p, aux, dt,
+        kernel(fns[0], fns[1], params, iwork, fwork, self._weights, self.omega, q, p, aux, dt,
                nsteps, step0, every, out_q, out_p, status)

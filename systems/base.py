@@ -1,11 +1,16 @@
 """The :class:`System` interface: a Hamiltonian the kernels can integrate.
 
 To a kernel a system is three numba functions over flat float64 arrays of length
-``n = ndof`` and one float64 parameter array::
+``n = ndof``, one float64 parameter array shared by every member, and one member's
+workspace (``iw`` int64, ``fw`` float64; empty for most systems)::
 
-    dHdq(q, p, params, out)   # out[:] = dH/dq
-    dHdp(q, p, params, out)   # out[:] = dH/dp
-    hamiltonian(q, p, params) -> float
+    dHdq(q, p, params, iw, fw, out)   # out[:] = dH/dq
+    dHdp(q, p, params, iw, fw, out)   # out[:] = dH/dp
+    hamiltonian(q, p, params, iw, fw) -> float
+
+The workspace persists between calls inside a kernel (a particle system keeps its
+neighbour list there, rebuilt inside the force call when a particle has moved too far:
+see ``docs/architecture.md``, *Kernel interface*).
 
 The Python object validates the physical parameters, describes the system (state shape
 ``(N, D)``: N particles or bodies in D dimensions, ``ndof = N * D``), gives a default
@@ -22,33 +27,35 @@ from typing import Any, ClassVar, Dict, Optional, Tuple
 
 import numba as nb
 import numpy as np
+from integrators.base import Workspace
 from integrators.errors import InputError, InputTypeError
 
 
 @nb.njit(error_model="numpy")  # no cache: numba cannot cache functions taking dispatchers
-def _batch_energy(hamiltonian, params, Q, P, out):
+def _batch_energy(hamiltonian, params, iw, fw, Q, P, out):
     for i in range(Q.shape[0]):
-        out[i] = hamiltonian(Q[i], P[i], params)
+        out[i] = hamiltonian(Q[i], P[i], params, iw, fw)
 
 
 @nb.njit(error_model="numpy")  # no cache: numba cannot cache functions taking dispatchers
-def _batch_gradients(dHdq, dHdp, params, Q, P, gq, gp):
+def _batch_gradients(dHdq, dHdp, params, iw, fw, Q, P, gq, gp):
     for i in range(Q.shape[0]):
-        dHdq(Q[i], P[i], params, gq[i])
-        dHdp(Q[i], P[i], params, gp[i])
+        dHdq(Q[i], P[i], params, iw, fw, gq[i])
+        dHdp(Q[i], P[i], params, iw, fw, gp[i])
 
 
 @nb.njit(error_model="numpy")  # no cache: numba cannot cache functions taking dispatchers
-def _batch_observables(dHdq, dHdp, hamiltonian, params, Q, P, separable, velocity, force, energy, potential):
+def _batch_observables(dHdq, dHdp, hamiltonian, params, iw, fw, Q, P, separable, velocity, force, energy,
+                       potential):
     zero = np.zeros(Q.shape[1])
     for i in range(Q.shape[0]):
-        dHdp(Q[i], P[i], params, velocity[i])
-        dHdq(Q[i], P[i], params, force[i])
+        dHdp(Q[i], P[i], params, iw, fw, velocity[i])
+        dHdq(Q[i], P[i], params, iw, fw, force[i])
         for j in range(Q.shape[1]):
             force[i, j] = -force[i, j]
-        energy[i] = hamiltonian(Q[i], P[i], params)
+        energy[i] = hamiltonian(Q[i], P[i], params, iw, fw)
         if separable:
-            potential[i] = hamiltonian(Q[i], zero, params)
+            potential[i] = hamiltonian(Q[i], zero, params, iw, fw)
 
 
 class System:
@@ -115,6 +122,46 @@ class System:
         n, d = self.state_shape()
         return n * d
 
+    #: edges of the periodic box, shape ``[D]`` (``None``: open space); see :attr:`box`
+    box: Optional[np.ndarray] = None
+
+    # -- what the kernels see beyond dHdq / dHdp / hamiltonian ----------------------
+    def kernel_functions(self, parallel: bool = False) -> Tuple[Any, Any]:
+        """``(dHdq, dHdp)`` for a kernel. ``parallel=True`` asks for versions that spread one
+        member's work over threads (used for a single member, B = 1); a system without such
+        versions returns its serial ones. Both must give bit-identical results."""
+        return self.dHdq, self.dHdp
+
+    def workspace(self, members: int) -> Workspace:
+        """Per-member scratch that persists between force calls inside a kernel (a neighbour
+        list): ``iwork [members, ni]`` int64, ``fwork [members, nf]`` float64. Empty here."""
+        return Workspace(np.zeros((members, 0), dtype=np.int64), np.zeros((members, 0)))
+
+    def grow_workspace(self, work: Workspace) -> bool:
+        """After a kernel call: whether a member's workspace overflowed (then it is replaced
+        by a larger one, in place, and the caller repeats the call from its starting state).
+        Systems without a workspace never overflow."""
+        return False
+
+    def _with_workspace(self, call) -> None:
+        """``call(iw, fw)`` with one member's workspace, repeated with a larger one after an
+        overflow (a Python-side evaluation over many states shares one workspace)."""
+        work = self.workspace(1)
+        while True:
+            call(work.iwork[0], work.fwork[0])
+            if not self.grow_workspace(work):
+                return
+
+    def check_state(self, q: np.ndarray) -> None:
+        """Raise :class:`InputError` for initial coordinates ``q`` ``[B, ndof]`` the system cannot
+        start from (overlapping particles); nothing to check here."""
+
+    def extra_observables(self, Q: np.ndarray, P: np.ndarray) -> Dict[str, np.ndarray]:
+        """System-specific per-state observables beyond the energies (temperature, pressure,
+        momentum, ...), each ``[M]`` or ``[M, k]`` for flat states ``Q, P`` ``[M, ndof]``.
+        Written to the H5MD file's ``/observables`` and read as trajectory attributes."""
+        return {}
+
     def masses(self) -> Optional[np.ndarray]:
         """Per-particle masses, shape ``[N]``, or ``None`` where not meaningful."""
         return None
@@ -173,7 +220,7 @@ class System:
         """
         Q, P, batch, _ = self._flatten(q, p)
         out = np.empty(Q.shape[0])
-        _batch_energy(self.hamiltonian, self.params, Q, P, out)
+        self._with_workspace(lambda iw, fw: _batch_energy(self.hamiltonian, self.params, iw, fw, Q, P, out))
         return out.reshape(batch)
 
     def gradients(self, q: Any, p: Any) -> Tuple[np.ndarray, np.ndarray]:
@@ -181,7 +228,7 @@ class System:
         Q, P, _, shape = self._flatten(q, p)
         gq = np.empty_like(Q)
         gp = np.empty_like(P)
-        _batch_gradients(self.dHdq, self.dHdp, self.params, Q, P, gq, gp)
+        self._with_workspace(lambda iw, fw: _batch_gradients(self.dHdq, self.dHdp, self.params, iw, fw, Q, P, gq, gp))
         return gq.reshape(shape), gp.reshape(shape)
 
     def time_derivative(self, q: Any, p: Any) -> Tuple[np.ndarray, np.ndarray]:
@@ -208,8 +255,9 @@ class System:
         force = np.empty_like(Q)
         energy = np.empty(M)
         potential = np.empty(M if self.separable else 0)
-        _batch_observables(self.dHdq, self.dHdp, self.hamiltonian, self.params, Q, P, self.separable,
-                           velocity, force, energy, potential)
+        self._with_workspace(lambda iw, fw: _batch_observables(
+            self.dHdq, self.dHdp, self.hamiltonian, self.params, iw, fw, Q, P, self.separable, velocity, force, energy,
+            potential))
         if self.separable:
             with np.errstate(invalid="ignore", over="ignore"):  # inf - inf near a divergence is nan, as it should be
                 kinetic = energy - potential

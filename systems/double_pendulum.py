@@ -22,7 +22,7 @@ def _dp_parts(q, p, params):
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _dp_dHdq(q, p, params, out):
+def _dp_dHdq(q, p, params, iw, fw, out):
     m1, m2, l1, l2, c, s, den, cc, num = _dp_parts(q, p, params)
     g = params[4]
     dnum = 2.0 * m2 * l1 * l2 * p[0] * p[1] * s
@@ -33,14 +33,14 @@ def _dp_dHdq(q, p, params, out):
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _dp_dHdp(q, p, params, out):
+def _dp_dHdp(q, p, params, iw, fw, out):
     m1, m2, l1, l2, c, s, den, cc, num = _dp_parts(q, p, params)
     out[0] = (2.0 * m2 * l2 * l2 * p[0] - 2.0 * m2 * l1 * l2 * p[1] * c) / (cc * den)
     out[1] = (2.0 * (m1 + m2) * l1 * l1 * p[1] - 2.0 * m2 * l1 * l2 * p[0] * c) / (cc * den)
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _dp_H(q, p, params):
+def _dp_H(q, p, params, iw, fw):
     m1, m2, l1, l2, c, s, den, cc, num = _dp_parts(q, p, params)
     g = params[4]
     return num / (cc * den) - (m1 + m2) * g * l1 * math.cos(q[0]) - m2 * g * l2 * math.cos(q[1])

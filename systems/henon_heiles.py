@@ -9,7 +9,7 @@ from .base import System
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _hh_dHdq(q, p, params, out):
+def _hh_dHdq(q, p, params, iw, fw, out):
     lam = params[0]
     x, y = q[0], q[1]
     out[0] = x + 2.0 * lam * x * y
@@ -17,13 +17,13 @@ def _hh_dHdq(q, p, params, out):
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _hh_dHdp(q, p, params, out):
+def _hh_dHdp(q, p, params, iw, fw, out):
     out[0] = p[0]
     out[1] = p[1]
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _hh_H(q, p, params):
+def _hh_H(q, p, params, iw, fw):
     lam = params[0]
     x, y = q[0], q[1]
     return 0.5 * (p[0] * p[0] + p[1] * p[1]) + 0.5 * (x * x + y * y) + lam * (x * x * y - y * y * y / 3.0)

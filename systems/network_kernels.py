@@ -226,7 +226,7 @@ def _backward(params, o, buf, c0, n, out):
 
 
 @nb.njit(cache=True, error_model="numpy")
-def learned_dHdq(q, p, params, out):
+def learned_dHdq(q, p, params, iw, fw, out):
     """``out[:] = dH/dq`` of the network packed in ``params`` (NaN if ``len(q)`` is wrong)."""
     n = q.shape[0]
     if n != int(params[3]) or p.shape[0] != n or out.shape[0] != n:
@@ -244,7 +244,7 @@ def learned_dHdq(q, p, params, out):
 
 
 @nb.njit(cache=True, error_model="numpy")
-def learned_dHdp(q, p, params, out):
+def learned_dHdp(q, p, params, iw, fw, out):
     """``out[:] = dH/dp`` of the network packed in ``params`` (NaN if ``len(p)`` is wrong)."""
     n = p.shape[0]
     if n != int(params[3]) or q.shape[0] != n or out.shape[0] != n:
@@ -262,7 +262,7 @@ def learned_dHdp(q, p, params, out):
 
 
 @nb.njit(cache=True, error_model="numpy")
-def learned_H(q, p, params):
+def learned_H(q, p, params, iw, fw):
     """H(q, p) of the network packed in ``params`` (NaN if the state length is wrong)."""
     n = q.shape[0]
     if n != int(params[3]) or p.shape[0] != n:

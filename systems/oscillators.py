@@ -11,17 +11,17 @@ from .base import System
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _spring_dHdq(q, p, params, out):
+def _spring_dHdq(q, p, params, iw, fw, out):
     out[0] = params[1] * q[0]
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _spring_dHdp(q, p, params, out):
+def _spring_dHdp(q, p, params, iw, fw, out):
     out[0] = p[0] / params[0]
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _spring_H(q, p, params):
+def _spring_H(q, p, params, iw, fw):
     return 0.5 * p[0] * p[0] / params[0] + 0.5 * params[1] * q[0] * q[0]
 
 
@@ -77,17 +77,17 @@ class HarmonicOscillator(_OneDegree):
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _pendulum_dHdq(q, p, params, out):
+def _pendulum_dHdq(q, p, params, iw, fw, out):
     out[0] = params[0] * params[2] * params[1] * math.sin(q[0])
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _pendulum_dHdp(q, p, params, out):
+def _pendulum_dHdp(q, p, params, iw, fw, out):
     out[0] = p[0] / (params[0] * params[1] * params[1])
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _pendulum_H(q, p, params):
+def _pendulum_H(q, p, params, iw, fw):
     m, l, g = params[0], params[1], params[2]
     return 0.5 * p[0] * p[0] / (m * l * l) + m * g * l * (1.0 - math.cos(q[0]))
 

@@ -13,7 +13,7 @@ from .base import System
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _twobody_dHdq(q, p, params, out):
+def _twobody_dHdq(q, p, params, iw, fw, out):
     m1, m2, G = params[0], params[1], params[2]
     dx = q[0] - q[2]
     dy = q[1] - q[3]
@@ -26,7 +26,7 @@ def _twobody_dHdq(q, p, params, out):
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _twobody_dHdp(q, p, params, out):
+def _twobody_dHdp(q, p, params, iw, fw, out):
     out[0] = p[0] / params[0]
     out[1] = p[1] / params[0]
     out[2] = p[2] / params[1]
@@ -34,7 +34,7 @@ def _twobody_dHdp(q, p, params, out):
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _twobody_H(q, p, params):
+def _twobody_H(q, p, params, iw, fw):
     m1, m2, G = params[0], params[1], params[2]
     dx = q[0] - q[2]
     dy = q[1] - q[3]

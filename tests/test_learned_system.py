@@ -31,6 +31,8 @@ from systems.network_kernels import learned_dHdp as _learned_dHdp
 from systems.network_kernels import learned_dHdq as _learned_dHdq
 from systems.network_kernels import learned_H as _learned_H
 
+NO_INT, NO_FLOAT = np.zeros(0, dtype=np.int64), np.zeros(0)  # no workspace
+
 torch = pytest.importorskip("torch")
 
 HIDDEN = {1: [13], 2: [11, 17], 3: [9, 14, 6]}
@@ -141,11 +143,11 @@ def test_matches_torch_autograd(kind, depth, activation):
     assert_close(gp, gp_ref)
     # the kernels themselves, called as an integrator calls them, on one state
     out = np.empty(sys_.ndof)
-    _learned_dHdq(q[0], p[0], sys_.params, out)
+    _learned_dHdq(q[0], p[0], sys_.params, NO_INT, NO_FLOAT, out)
     assert_close(out, gq_ref[0])
-    _learned_dHdp(q[0], p[0], sys_.params, out)
+    _learned_dHdp(q[0], p[0], sys_.params, NO_INT, NO_FLOAT, out)
     assert_close(out, gp_ref[0])
-    assert abs(_learned_H(q[0], p[0], sys_.params) - h_ref[0]) <= REL * max(1.0, abs(h_ref[0]))
+    assert abs(_learned_H(q[0], p[0], sys_.params, NO_INT, NO_FLOAT) - h_ref[0]) <= REL * max(1.0, abs(h_ref[0]))
 
 
 @pytest.mark.parametrize("activation", list(ACTIVATIONS))
@@ -199,9 +201,9 @@ def test_bias_none_means_no_bias():
 def test_kernels_refuse_a_state_of_the_wrong_length():
     sys_, _ = build("hamiltonian", shape=(1, 2))
     out = np.zeros(3)
-    _learned_dHdq(np.zeros(3), np.zeros(3), sys_.params, out)
+    _learned_dHdq(np.zeros(3), np.zeros(3), sys_.params, NO_INT, NO_FLOAT, out)
     assert np.all(np.isnan(out))
-    assert np.isnan(_learned_H(np.zeros(1), np.zeros(1), sys_.params))
+    assert np.isnan(_learned_H(np.zeros(1), np.zeros(1), sys_.params, NO_INT, NO_FLOAT))
 
 
 # -- a network that is a known Hamiltonian -------------------------------------------

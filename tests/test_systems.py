@@ -121,13 +121,15 @@ def test_numba_functions_match_python_api(sname):
     gq, gp = sys_.gradients(Q, P)
     dq, dp = sys_.time_derivative(Q, P)
     assert np.array_equal(dq, gp) and np.array_equal(dp, -gq)
+    work = sys_.workspace(1)
+    iw, fw = work.iwork[0], work.fwork[0]
     for b in range(Q.shape[0]):
         out_q = np.full(sys_.ndof, np.nan)
         out_p = np.full(sys_.ndof, np.nan)
-        sys_.dHdq(Q[b], P[b], sys_.params, out_q)
-        sys_.dHdp(Q[b], P[b], sys_.params, out_p)
+        sys_.dHdq(Q[b], P[b], sys_.params, iw, fw, out_q)
+        sys_.dHdp(Q[b], P[b], sys_.params, iw, fw, out_p)
         assert np.array_equal(out_q, gq[b]) and np.array_equal(out_p, gp[b])
-        assert sys_.hamiltonian(Q[b], P[b], sys_.params) == sys_.energy(Q[b], P[b])
+        assert sys_.hamiltonian(Q[b], P[b], sys_.params, iw, fw) == sys_.energy(Q[b], P[b])
 
 
 @pytest.mark.parametrize("sname", SYSTEMS)
