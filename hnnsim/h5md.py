@@ -4,13 +4,15 @@ Layout (see ``docs/file-format.md``)::
 
     /h5md                         @version = [1, 1]; author, creator groups
     /particles/trajectory
-        box                       @dimension = 3, @boundary = none x 3
+        box                       @dimension = 3, @boundary = none x 3 (open) or periodic x 3
+            edges {step, time, value[F, 3]}   periodic boxes only (positions stay unwrapped)
         position  {step, time, value[F, N, 3]}   canonical q
         velocity  {step, time, value[F, N, 3]}   dq/dt = dH/dp
         momentum  {step, time, value[F, N, 3]}   canonical p (an extra element)
         force     {step, time, value[F, N, 3]}   -dH/dq
         mass      [N]                            when meaningful
-    /observables/hamiltonian      {step, time, value[F]}; kinetic/potential_energy if separable
+    /observables/hamiltonian      {step, time, value[F]}; kinetic/potential_energy if separable;
+                                  the system's extra observables (temperature, pressure, ...)
     /parameters/hnnsim            run settings (attributes) and the checkpoint (datasets)
 
 ``step`` and ``time`` are stored once (``position/step``, ``position/time``) and hard-linked
@@ -162,7 +164,8 @@ class H5MDWriter:
         traj = f.create_group("particles/trajectory")
         box = traj.create_group("box")
         box.attrs["dimension"] = np.int32(3 if d <= 3 else d)
-        box.attrs["boundary"] = np.array([b"none"] * (3 if d <= 3 else d))
+        periodic = info.box is not None
+        box.attrs["boundary"] = np.array([b"periodic" if periodic else b"none"] * (3 if d <= 3 else d))
         frames_per_chunk = max(1, _CHUNK_BYTES // (n * dp * 8))
         pos = traj.create_group("position")
         pos.create_dataset("step", shape=(0,), maxshape=(None,), dtype=np.int64, chunks=(_SERIES_CHUNK,), fillvalue=-1)
@@ -174,12 +177,20 @@ class H5MDWriter:
             if name != "position":
                 g["step"] = pos["step"]
                 g["time"] = pos["time"]
+        if periodic:
+            edges = box.create_group("edges")
+            edges.create_dataset("value", shape=(0, dp), maxshape=(None, dp), dtype=np.float64, chunks=(_SERIES_CHUNK, dp))
+            edges["step"] = pos["step"]
+            edges["time"] = pos["time"]
         if info.masses is not None:
             traj.create_dataset("mass", data=np.asarray(info.masses, dtype=np.float64))
         obs = f.create_group("observables")
+        widths = dict(info.observables)
         for name in self._observables():
             g = obs.create_group(name)
-            g.create_dataset("value", shape=(0,), maxshape=(None,), dtype=np.float64, chunks=(_SERIES_CHUNK,))
+            w = widths.get(name, 0)
+            g.create_dataset("value", shape=(0,) + ((w,) if w else ()), maxshape=(None,) + ((w,) if w else ()),
+                             dtype=np.float64, chunks=(_SERIES_CHUNK,) + ((w,) if w else ()))
             g["step"] = pos["step"]
             g["time"] = pos["time"]
         par = f.create_group("parameters/hnnsim")
@@ -196,6 +207,10 @@ class H5MDWriter:
         par.attrs["units"] = "reduced (no unit attributes; open in MDAnalysis with convert_units=False)"
         par.attrs["versions"] = json.dumps(_versions())
         par.attrs["extra"] = json.dumps(info.extra or {})
+        par.attrs["observables"] = json.dumps([list(o) for o in info.observables])
+        if periodic:
+            par.attrs["box"] = np.asarray(info.box, dtype=np.float64)
+            par.attrs["positions"] = "unwrapped: as integrated, no image element; wrap with q - box * floor(q / box)"
         ck = par.create_group("checkpoint")
         ck.create_dataset("slot", data=np.array([-1], dtype=np.int64))
         ck.create_dataset("step", data=np.full(2, -1, dtype=np.int64))
@@ -204,7 +219,8 @@ class H5MDWriter:
         ck.create_dataset("aux", shape=(2, info.n_aux, n * d), dtype=np.float64)
 
     def _observables(self):
-        return ("hamiltonian", "kinetic_energy", "potential_energy") if self.info.separable else ("hamiltonian",)
+        energies = ("hamiltonian", "kinetic_energy", "potential_energy") if self.info.separable else ("hamiltonian",)
+        return energies + tuple(name for name, _ in self.info.observables)
 
     def _bind(self) -> None:
         f = self._file
@@ -213,6 +229,7 @@ class H5MDWriter:
         self._time = traj["position/time"]
         self._values = {name: traj[f"{name}/value"] for name in ELEMENTS}
         self._obs = {name: f[f"observables/{name}/value"] for name in self._observables()}
+        self._edges = traj["box/edges/value"] if "edges" in traj["box"] else None
         self._ck = f["parameters/hnnsim/checkpoint"]
         self._slot = int(self._ck["slot"][0])
         self._n = int(self._step.shape[0])
@@ -231,6 +248,8 @@ class H5MDWriter:
         keep = int(np.searchsorted(steps[:complete], last, side="right"))
         traj = self._file["particles/trajectory"]
         datasets = [traj["position/step"], traj["position/time"]] + [traj[f"{e}/value"] for e in ELEMENTS]
+        if "edges" in traj["box"]:
+            datasets.append(traj["box/edges/value"])
         datasets += [self._file[f"observables/{name}/value"] for name in self._file["observables"]]
         for ds in datasets:
             if ds.shape[0] != keep:
@@ -247,8 +266,10 @@ class H5MDWriter:
 
     def append(self, step: np.ndarray, time: np.ndarray, q: np.ndarray, p: np.ndarray, velocity: np.ndarray,
                force: np.ndarray, energy: np.ndarray, kinetic_energy: Optional[np.ndarray] = None,
-               potential_energy: Optional[np.ndarray] = None) -> None:
-        """Append ``F`` frames: ``step``, ``time`` of shape ``[F]``; vectors ``[F, N*D]``; energies ``[F]``."""
+               potential_energy: Optional[np.ndarray] = None,
+               observables: Optional[Dict[str, np.ndarray]] = None) -> None:
+        """Append ``F`` frames: ``step``, ``time`` of shape ``[F]``; vectors ``[F, N*D]``; energies ``[F]``;
+        the system's extra ``observables`` by name (``[F]`` or ``[F, k]``)."""
         F = int(np.shape(step)[0])
         if F == 0:
             return
@@ -265,10 +286,19 @@ class H5MDWriter:
             block = np.zeros((F, n, dp))
             block[:, :, :d] = np.asarray(data).reshape(F, n, d)
             ds[start:end] = block
-        series = {"hamiltonian": energy, "kinetic_energy": kinetic_energy, "potential_energy": potential_energy}
+        series = {"hamiltonian": energy, "kinetic_energy": kinetic_energy, "potential_energy": potential_energy,
+                  **(observables or {})}
+        missing = sorted(set(self._obs) - set(series))
+        if missing:
+            raise InputError(f"{self.path} records the observables {', '.join(missing)}; append them too")
         for name, ds in self._obs.items():
             ds.resize(end, axis=0)
             ds[start:end] = series[name]
+        if self._edges is not None:
+            self._edges.resize(end, axis=0)
+            edges = np.zeros((F, dp))
+            edges[:, :d] = self.info.box
+            self._edges[start:end] = edges
         crashpoints.reached("append:values")
         self._file.flush()
         crashpoints.reached("append:values-flushed")
@@ -565,7 +595,9 @@ def _info(f: h5py.File, path: str) -> RunInfo:
                    dt=attr("dt", float, lambda v: finite(v) and v > 0, "a finite number > 0"),
                    n_aux=attr("n_aux", int, lambda v: v >= 0, "an integer >= 0"),
                    separable=attr("separable", bool), masses=masses,
-                   extra=attr("extra", json.loads, lambda v: isinstance(v, dict), "a JSON object"))
+                   extra=attr("extra", json.loads, lambda v: isinstance(v, dict), "a JSON object"),
+                   box=np.asarray(a["box"], dtype=np.float64) if "box" in a else None,
+                   observables=tuple(tuple(o) for o in json.loads(a["observables"])) if "observables" in a else ())
 
 
 def _checkpoint(f: h5py.File) -> Optional[Dict[str, Any]]:
@@ -620,6 +652,8 @@ def _complete_frames(f: h5py.File) -> int:
                 f"frames are right: the first {F} frames are consistent")
     lengths = [traj["position/time"].shape[0]] + [traj[f"{e}/value"].shape[0] for e in ELEMENTS]
     lengths += [f[f"observables/{o}/value"].shape[0] for o in f["observables"]]
+    if "edges" in traj["box"]:
+        lengths.append(traj["box/edges/value"].shape[0])
     return min([F] + lengths)
 
 
@@ -767,6 +801,7 @@ def read_frames(path: str | os.PathLike) -> Dict[str, Any]:
         out["energy"] = obs["hamiltonian/value"][:F]
         out["kinetic_energy"] = obs["kinetic_energy/value"][:F] if "kinetic_energy" in obs else None
         out["potential_energy"] = obs["potential_energy/value"][:F] if "potential_energy" in obs else None
+        out["observables"] = {name: obs[f"{name}/value"][:F] for name, _ in info.observables if name in obs}
         try:
             out["checkpoint"] = _checkpoint(f)
         except TrajectoryError as exc:  # the frames are still good: read them, say so

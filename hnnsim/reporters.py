@@ -164,11 +164,13 @@ class H5MDReporter(ResumableReporter):
             frames = frames.select(frames.step > last)  # the frame a continued file already holds
             if not len(frames):
                 return
+        extra = frames.extra
         for b, w in enumerate(self.writers):
             w.append(frames.step, frames.time, frames.q[:, b], frames.p[:, b], frames.velocity[:, b],
                      frames.force[:, b], frames.energy[:, b],
                      None if frames.kinetic_energy is None else frames.kinetic_energy[:, b],
-                     None if frames.potential_energy is None else frames.potential_energy[:, b])
+                     None if frames.potential_energy is None else frames.potential_energy[:, b],
+                     observables={k: v[:, b] for k, v in extra.items()})
 
     def checkpoint(self, state: State) -> None:
         for b, w in enumerate(self.writers):

@@ -39,6 +39,12 @@ class RunInfo:
         Per-particle masses ``[N]``, when meaningful.
     extra : dict
         Anything else a writer should keep (e.g. a learned model's hash).
+    box : ndarray or None
+        Edges ``[D]`` of the periodic box (``None``: open space). Positions are recorded
+        unwrapped (as integrated).
+    observables : tuple of (str, int)
+        The system's extra per-frame observables (``System.extra_observables``) and the
+        width of each (0: a scalar per frame).
     """
 
     system: Dict[str, Any]
@@ -51,10 +57,14 @@ class RunInfo:
     separable: bool
     masses: Optional[np.ndarray] = None
     extra: Dict[str, Any] = field(default_factory=dict)
+    box: Optional[np.ndarray] = None
+    observables: Tuple[Tuple[str, int], ...] = ()
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "shape", tuple(int(s) for s in self.shape))
         object.__setattr__(self, "masses", _frozen(self.masses))
+        object.__setattr__(self, "box", _frozen(self.box))
+        object.__setattr__(self, "observables", tuple((str(k), int(w)) for k, w in self.observables))
         object.__setattr__(self, "extra", dict(self.extra or {}))
 
     def continues(self, other: "RunInfo") -> bool:

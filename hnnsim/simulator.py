@@ -29,6 +29,12 @@ _MAX_FRAMES = 65536
 DEFAULT_ENERGY_TOLERANCE = 1e-2
 
 
+def observable_widths(system: systems.System, q: np.ndarray, p: np.ndarray) -> tuple:
+    """``((name, width), ...)`` of the system's extra observables (width 0: one number per frame)."""
+    extra = system.extra_observables(q[:1], p[:1])
+    return tuple((k, 0 if v.ndim == 1 else int(v.shape[1])) for k, v in extra.items())
+
+
 class Simulator:
     """Integrate a Hamiltonian system, streaming frames to reporters and H5MD files.
 
@@ -79,6 +85,7 @@ class Simulator:
         if self._p.shape != self._q.shape:
             raise InputError(f"q0 and p0 must have the same shape, got {np.shape(q0)} and {np.shape(p0)}")
         self._ensemble = self._ensemble or ens_p
+        system.check_state(self._q)
         self._aux = integrator.init_aux(self._q, self._p)
         self.step = 0
         self.reporters: List[Reporter] = list(reporters)
@@ -142,7 +149,7 @@ class Simulator:
         return RunInfo(system=self.system.describe(), integrator=integrators.describe(self.integrator),
                        shape=tuple(self.system.shape), every=int(every), t0=self.t0, dt=self.integrator.dt,
                        n_aux=self.integrator.n_aux, separable=self.system.separable, masses=self.system.masses(),
-                       extra=extra)
+                       extra=extra, box=self.system.box, observables=observable_widths(self.system, self._q, self._p))
 
     def _snapshot(self) -> State:
         return State(step=self.step, time=self.time, q=read_only(self._q), p=read_only(self._p),

@@ -63,8 +63,16 @@ class Frames:
     @cached_property
     def _observables(self) -> Dict[str, Optional[np.ndarray]]:
         F, B, n = self.q.shape
-        obs = self.system.observables(self.q.reshape(F * B, n), self.p.reshape(F * B, n))
+        Q, P = self.q.reshape(F * B, n), self.p.reshape(F * B, n)
+        obs = self.system.observables(Q, P)
+        extra = self.system.extra_observables(Q, P)
+        obs.update({f"extra:{k}": v for k, v in extra.items()})
         return {k: None if v is None else v.reshape((F, B) + v.shape[1:]) for k, v in obs.items()}
+
+    @property
+    def extra(self) -> Dict[str, np.ndarray]:
+        """The system's extra observables (temperature, pressure, ...), each ``[F, B]`` or ``[F, B, k]``."""
+        return {k[6:]: v for k, v in self._observables.items() if k.startswith("extra:")}
 
     @property
     def velocity(self) -> np.ndarray:
@@ -128,20 +136,21 @@ class Trajectory:
         The file the frames were read from.
     """
 
-    _FIELDS = ("step", "time", "q", "p", "velocity", "force", "energy", "kinetic_energy", "potential_energy", "checkpoint")
+    _FIELDS = ("step", "time", "q", "p", "velocity", "force", "energy", "kinetic_energy", "potential_energy", "checkpoint",
+               "observables")
 
     def __init__(self, system: systems.System, integrator: integrators.Integrator, every: int, step: np.ndarray,
                  time: np.ndarray, q: np.ndarray, p: np.ndarray, velocity: np.ndarray, force: np.ndarray,
                  energy: np.ndarray, kinetic_energy: Optional[np.ndarray] = None,
                  potential_energy: Optional[np.ndarray] = None, path: Optional[str] = None,
-                 checkpoint: Optional[Dict[str, Any]] = None):
+                 checkpoint: Optional[Dict[str, Any]] = None, observables: Optional[Dict[str, np.ndarray]] = None):
         self.system = system
         self.integrator = integrator
         self.every = int(every)
         self.path = path
         self._arrays: Optional[Dict[str, Any]] = dict(
             step=step, time=time, q=q, p=p, velocity=velocity, force=force, energy=energy, kinetic_energy=kinetic_energy,
-            potential_energy=potential_energy, checkpoint=checkpoint)
+            potential_energy=potential_energy, checkpoint=checkpoint, observables=dict(observables or {}))
 
     @classmethod
     def lazy(cls, system: systems.System, integrator: integrators.Integrator, every: int, path: str) -> "Trajectory":
@@ -166,6 +175,18 @@ class Trajectory:
     kinetic_energy = property(lambda self: self._load()["kinetic_energy"], doc="T (separable systems), ``[F]``.")
     potential_energy = property(lambda self: self._load()["potential_energy"], doc="V (separable systems), ``[F]``.")
     checkpoint = property(lambda self: self._load()["checkpoint"], doc="The file's last checkpoint (step, q, p, aux).")
+    observables = property(lambda self: self._load()["observables"],
+                           doc="The system's extra observables by name (e.g. ``temperature``, ``pressure``), ``[F]`` "
+                               "or ``[F, k]``; each is also an attribute (``traj.temperature``).")
+
+    def __getattr__(self, name: str) -> Any:
+        if name.startswith("_") or name in ("system", "integrator", "every", "path"):
+            raise AttributeError(name)
+        extra = self._load()["observables"]
+        if name in extra:
+            return extra[name]
+        raise AttributeError(f"{type(self).__name__} has no attribute {name!r}"
+                             + (f"; this system's observables are {', '.join(extra)}" if extra else ""))
 
     @classmethod
     def from_frames(cls, frames: Frames, integrator: integrators.Integrator, every: int) -> "Trajectory":
@@ -183,7 +204,7 @@ class Trajectory:
 
         return cls(system, integrator, every, frames.step, frames.time, vec(frames.q), vec(frames.p),
                    vec(frames.velocity), vec(frames.force), sca(frames.energy), sca(frames.kinetic_energy),
-                   sca(frames.potential_energy))
+                   sca(frames.potential_energy), observables={k: sca(v) for k, v in frames.extra.items()})
 
     @property
     def t(self) -> np.ndarray:

@@ -17,11 +17,12 @@ from .base import System
 from .double_pendulum import DoublePendulum
 from .henon_heiles import HenonHeiles
 from .learned import LearnedSystem, ModelFileError, load
+from .lennard_jones import LennardJones
 from .oscillators import HarmonicOscillator, Pendulum
 from .two_body import TwoBody
 
 registry = Registry("system")
-for _cls in (HarmonicOscillator, Pendulum, TwoBody, HenonHeiles, DoublePendulum):
+for _cls in (HarmonicOscillator, Pendulum, TwoBody, HenonHeiles, DoublePendulum, LennardJones):
     registry.register(_cls.name, _cls)
 
 register = registry.register
@@ -38,5 +39,5 @@ def from_description(desc: Dict[str, Any]) -> System:
     return get(desc["name"], **kwargs)
 
 
-__all__ = ["DoublePendulum", "HarmonicOscillator", "HenonHeiles", "LearnedSystem", "ModelFileError", "Pendulum",
+__all__ = ["DoublePendulum", "HarmonicOscillator", "HenonHeiles", "LearnedSystem", "LennardJones", "ModelFileError", "Pendulum",
            "System", "TwoBody", "available", "from_description", "get", "load", "register", "registry"]

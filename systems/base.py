@@ -71,6 +71,11 @@ class System:
     separable: ClassVar[bool] = False
     defaults: ClassVar[Dict[str, float]] = {}
     positive: ClassVar[Tuple[str, ...]] = ()
+    #: parameters that set the geometry (number of particles, box, cutoff, list) rather than
+    #: scale a term of H; ``params`` is then derived from the parameters, not one slot each
+    structural: ClassVar[Tuple[str, ...]] = ()
+    #: whether H is smooth everywhere (False: a cutoff makes it only C0 or C1 somewhere)
+    smooth: ClassVar[bool] = True
     dHdq: Any
     dHdp: Any
     hamiltonian: Any

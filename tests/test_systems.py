@@ -50,7 +50,8 @@ def test_shapes_and_description(sname):
     assert q0.shape == (N, D) and p0.shape == (N, D)
     assert np.isfinite(sys_.energy(q0, p0))
     assert sys_.params.dtype == np.float64 and sys_.params.ndim == 1
-    if not isinstance(sys_, systems.LearnedSystem):  # a learned system's params are its packed network
+    if not isinstance(sys_, systems.LearnedSystem) and not sys_.structural:
+        # a learned system's params are its packed network; a particle system's are derived
         assert list(sys_.params) == list(sys_.parameters.values())
     rebuilt = systems.from_description(sys_.describe())
     assert rebuilt == sys_ and np.array_equal(rebuilt.params, sys_.params)
@@ -62,9 +63,14 @@ def test_parameters_reach_the_kernel_array(sname):
     base = system(sname)
     q, p = start_state(sname)
     for k, (key, value) in enumerate(base.parameters.items()):
-        changed = systems.get(sname, **{key: 1.5 * value + 0.25})
-        assert changed.params[k] == 1.5 * value + 0.25
-        assert np.array_equal(np.delete(changed.params, k), np.delete(base.params, k))
+        if key in base.structural or not isinstance(value, float):
+            continue  # geometry (size, box, list) and options: test_particles.py
+        changed = systems.get(sname, **{**base.parameters, key: 1.5 * value + 0.25})
+        if not base.structural:
+            assert changed.params[k] == 1.5 * value + 0.25
+            assert np.array_equal(np.delete(changed.params, k), np.delete(base.params, k))
+        else:
+            assert not np.array_equal(changed.params, base.params)
         assert getattr(changed, key) == 1.5 * value + 0.25
         assert changed.energy(q, p) != base.energy(q, p), f"parameter {key} does not enter H"
         assert changed != base
@@ -80,8 +86,12 @@ def non_unit_parameters(sname, seed=0):
     rng = np.random.default_rng([seed, sum(map(ord, sname))])
     values = {}
     for key, default in base.parameters.items():
+        if key in base.structural or not isinstance(default, float):
+            values[key] = default
+            continue
         factor = rng.uniform(0.35, 2.6)
-        while abs(factor - 1.0) < 0.1 or any(abs(factor * default - v) < 0.05 for v in values.values()):
+        while abs(factor - 1.0) < 0.1 or any(abs(factor * default - v) < 0.05 for v in values.values()
+                                              if isinstance(v, float)):
             factor = rng.uniform(0.35, 2.6)
         values[key] = factor * default
     return systems.get(sname, **values)
@@ -218,7 +228,7 @@ def test_parameter_validation(sname):
     cls_name = type(system(sname)).__name__
     with pytest.raises(TypeError, match=rf"{cls_name} got unknown parameter\(s\) bogus; it takes "):
         systems.get(sname, bogus=1.0)
-    for key in system(sname).parameters:
+    for key in type(system(sname)).defaults:
         with pytest.raises(ValueError, match=rf"{cls_name} parameter {key} must be finite, got nan"):
             systems.get(sname, **{key: float("nan")})
         with pytest.raises(TypeError, match=rf"{cls_name} parameter {key} must be a number, got 'heavy'"):
@@ -379,7 +389,10 @@ def test_energy_conserved_by_the_exact_flow(sname):
     sol = dop853(sys_, q0, p0, 5.0, t_eval=np.linspace(0, 5.0, 11))
     n = sys_.ndof
     E = sys_.energy(sol.y[:n].T, sol.y[n:].T)
-    assert np.max(np.abs(E - E[0])) < 1e-9 * max(1.0, abs(E[0]))
+    # a potential cut off at r_c is only C1 there (shifted force): DOP853's steps across the
+    # kinks set its error, still 1e4 below what a wrong gradient gives
+    tol = 1e-9 if sys_.smooth else 1e-6
+    assert np.max(np.abs(E - E[0])) < tol * max(1.0, abs(E[0]))
 
 
 def test_functions_taking_dispatchers_are_not_disk_cached():
