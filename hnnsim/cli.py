@@ -6,6 +6,7 @@ Examples
 
     hnnsim simulate pendulum --integrator leapfrog --dt 0.01 --steps 100000 --every 10 -o pend.h5
     hnnsim simulate pendulum --param length=2.0 --q0 1.0 --p0 0.0 --dt 0.01 --steps 1000 -o p2.h5
+    hnnsim simulate lennard-jones --param n_cells=6 --temperature 0.72 --dt 0.005 --steps 10000 --every 100 -o lj.h5
     hnnsim simulate double-pendulum --integrator tao --integrator-param omega=50 --dt 0.001 --steps 10000 -o dp.h5
     hnnsim simulate --resume pend.h5 --steps 50000
     hnnsim info pend.h5
@@ -26,6 +27,7 @@ import sys
 import warnings
 from typing import List, Optional, Sequence
 
+import numpy as np
 
 import integrators
 import systems
@@ -84,7 +86,8 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         given = [flag for flag, value in (("a system name", args.system), ("--integrator", args.integrator),
                                           ("--dt", args.dt), ("--every", args.every), ("--param", args.param),
                                           ("--integrator-param", args.integrator_param), ("--q0", args.q0),
-                                          ("--p0", args.p0), ("-o", args.output), ("--overwrite", args.overwrite or None))
+                                          ("--p0", args.p0), ("-o", args.output), ("--overwrite", args.overwrite or None),
+                                          ("--temperature", args.temperature), ("--seed", args.seed))
                  if value is not None]
         if given:
             raise UsageError(f"--resume continues {args.resume} with the system, integrator, step, report interval "
@@ -102,12 +105,24 @@ def cmd_simulate(args: argparse.Namespace) -> int:
         args.integrator = args.integrator or "leapfrog"
         args.dt = 0.01 if args.dt is None else args.dt
         integrator, q0, p0 = _integrator_and_state(args, "default initial state")
+        if args.temperature is not None:
+            if q0 is not None:
+                raise UsageError("--temperature draws the initial state: drop --q0/--p0, or --temperature")
+            if not hasattr(system, "lattice_state"):
+                raise UsageError(f"{system.name} has no thermal initial state; give --q0 and --p0 instead of "
+                                 "--temperature")
+            q0, p0 = system.lattice_state(temperature=args.temperature, seed=args.seed)
+        elif args.seed is not None:
+            raise UsageError("--seed draws the momenta of --temperature; give --temperature too")
         sim = Simulator(system, integrator, q0, p0)
         traj = sim.run(args.steps, args.every or 1, out=args.output, progress=not args.quiet, overwrite=args.overwrite,
                        energy_tolerance=args.energy_tolerance)
     drift = traj.energy_drift()
     print(f"wrote {traj.path}: {len(traj)} frames, steps {int(traj.step[0])}..{int(traj.step[-1])}, "
           f"max |dH|/|H0| = {drift['max_rel']:.3e}")
+    for name, values in traj.observables.items():
+        if values.ndim == 1 and len(values):
+            print(f"{name}: {values[0]:.6g} -> {values[-1]:.6g} (mean {np.mean(values):.6g})")
     return 0
 
 
@@ -301,6 +316,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--integrator-param", action="append", metavar="NAME=VALUE", help="integrator parameter (omega, order, max_iter)")
     s.add_argument("--q0", help="initial coordinates, e.g. '1.0' or '0 0.1'")
     s.add_argument("--p0", help="initial momenta")
+    s.add_argument("--temperature", type=float, default=None,
+                   help="particle systems: start from the lattice with Maxwell-Boltzmann momenta at this temperature")
+    s.add_argument("--seed", type=int, default=None, help="random seed of the --temperature momenta")
     s.add_argument("-o", "--output", help="output H5MD file")
     s.add_argument("--overwrite", action="store_true", help="replace the output file if it exists")
     s.add_argument("--resume", metavar="FILE", help="continue FILE from its checkpoint")

@@ -205,7 +205,8 @@ def show_progress(stream: Optional[TextIO] = None) -> bool:
 
 
 class ProgressReporter(Reporter):
-    """A tqdm progress bar in steps, with the relative energy error of member 0 as postfix."""
+    """A tqdm progress bar in steps, with the relative energy error of member 0 and, where
+    the system has one, its temperature as postfix."""
 
     def __init__(self, file: Optional[TextIO] = None, desc: str = "simulate"):
         self.file = file
@@ -228,7 +229,11 @@ class ProgressReporter(Reporter):
             h = float(frames.energy[-1, 0])
             if self._h0 is None:
                 self._h0 = float(frames.energy[0, 0])
-            self._bar.set_postfix_str(f"dH/|H0|={(h - self._h0) / max(abs(self._h0), 1e-300):+.2e}", refresh=False)
+            text = f"dH/|H0|={(h - self._h0) / max(abs(self._h0), 1e-300):+.2e}"
+            temperature = frames.extra.get("temperature")
+            if temperature is not None:
+                text = f"T={float(temperature[-1, 0]):.4g} " + text
+            self._bar.set_postfix_str(text, refresh=False)
 
     def finish(self, state: State, error: Optional[BaseException] = None) -> None:
         if self._bar is not None:

@@ -269,3 +269,22 @@ def test_registry_and_description_round_trip():
     assert systems.from_description(lj.describe()) == lj
     box = LennardJones(n_atoms=20, box=[6.0, 6.0, 7.0], cutoff=2.0)
     assert systems.from_description(box.describe()) == box
+
+
+def test_cli_simulates_a_thermal_lattice(tmp_path, capsys):
+    """`hnnsim simulate lennard-jones --param ... --temperature T --seed S`: the lattice start at
+    exactly T, the observables summarised; --temperature with --q0 or without such a state refused."""
+    from hnnsim import cli
+    from hnnsim.trajectory import open_trajectory
+
+    out = tmp_path / "lj.h5"
+    assert cli.main(["simulate", "lennard-jones", "--param", "n_cells=3", "--param", "cutoff=2.0", "--temperature",
+                     "0.9", "--seed", "4", "--dt", "0.005", "--steps", "40", "--every", "20", "-q", "-o", str(out)]) == 0
+    printed = capsys.readouterr().out
+    assert "temperature: 0.9 ->" in printed and "pressure:" in printed
+    traj = open_trajectory(out)
+    q0, p0 = LennardJones(n_cells=3, cutoff=2.0).lattice_state(0.9, seed=4)
+    np.testing.assert_array_equal(traj.q[0], q0)
+    np.testing.assert_array_equal(traj.p[0], p0)
+    assert cli.main(["simulate", "pendulum", "--temperature", "1", "--steps", "1", "-o", str(tmp_path / "p.h5")]) == 2
+    assert "pendulum has no thermal initial state" in capsys.readouterr().err
