@@ -18,11 +18,12 @@ from .double_pendulum import DoublePendulum
 from .henon_heiles import HenonHeiles
 from .learned import LearnedSystem, ModelFileError, load
 from .lennard_jones import LennardJones
+from .nbody import NBodyGravity
 from .oscillators import HarmonicOscillator, Pendulum
 from .two_body import TwoBody
 
 registry = Registry("system")
-for _cls in (HarmonicOscillator, Pendulum, TwoBody, HenonHeiles, DoublePendulum, LennardJones):
+for _cls in (HarmonicOscillator, Pendulum, TwoBody, HenonHeiles, DoublePendulum, LennardJones, NBodyGravity):
     registry.register(_cls.name, _cls)
 
 register = registry.register
@@ -39,5 +40,5 @@ def from_description(desc: Dict[str, Any]) -> System:
     return get(desc["name"], **kwargs)
 
 
-__all__ = ["DoublePendulum", "HarmonicOscillator", "HenonHeiles", "LearnedSystem", "LennardJones", "ModelFileError", "Pendulum",
+__all__ = ["DoublePendulum", "HarmonicOscillator", "HenonHeiles", "LearnedSystem", "LennardJones", "ModelFileError", "NBodyGravity", "Pendulum",
            "System", "TwoBody", "available", "from_description", "get", "load", "register", "registry"]
