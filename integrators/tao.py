@@ -22,75 +22,79 @@ import math
 import numba as nb
 import numpy as np
 
+from . import batched
 from .base import Integrator, compile_kernel, first_countdown, record, step_failed
 from .errors import InputError
 
 
-@nb.njit(error_model="numpy")
-def _tao_order2(dHdq, dHdp, params, iw, fw, q, p, x, y, d, omega, grad, vel):
-    n = q.shape[0]
-    # phi_A(d/2): flow of H(q, y): p -= d/2 dH/dq(q, y), x += d/2 dH/dp(q, y)
-    dHdq(q, y, params, iw, fw, grad)
-    dHdp(q, y, params, iw, fw, vel)
-    for i in range(n):
-        p[i] -= 0.5 * d * grad[i]
-        x[i] += 0.5 * d * vel[i]
-    # phi_B(d/2): flow of H(x, p): q += d/2 dH/dp(x, p), y -= d/2 dH/dq(x, p)
-    dHdp(x, p, params, iw, fw, vel)
-    dHdq(x, p, params, iw, fw, grad)
-    for i in range(n):
-        q[i] += 0.5 * d * vel[i]
-        y[i] -= 0.5 * d * grad[i]
-    # phi_C(d): rotation of the binding term
-    c = math.cos(2.0 * omega * d)
-    s = math.sin(2.0 * omega * d)
-    for i in range(n):
-        sq = q[i] + x[i]
-        dq = q[i] - x[i]
-        sp = p[i] + y[i]
-        dp = p[i] - y[i]
-        q[i] = 0.5 * (sq + c * dq + s * dp)
-        p[i] = 0.5 * (sp - s * dq + c * dp)
-        x[i] = 0.5 * (sq - c * dq - s * dp)
-        y[i] = 0.5 * (sp + s * dq - c * dp)
-    dHdp(x, p, params, iw, fw, vel)
-    dHdq(x, p, params, iw, fw, grad)
-    for i in range(n):
-        q[i] += 0.5 * d * vel[i]
-        y[i] -= 0.5 * d * grad[i]
-    dHdq(q, y, params, iw, fw, grad)
-    dHdp(q, y, params, iw, fw, vel)
-    for i in range(n):
-        p[i] -= 0.5 * d * grad[i]
-        x[i] += 0.5 * d * vel[i]
+def _make_tao_kernel(gradient):
+    """The kernel source with both gradients at a state from ``gradient(f1, f2, ...)``
+    (:mod:`integrators.batched`: the two member functions, or the system's fused one)."""
+
+    @nb.njit(error_model="numpy")
+    def _tao_order2(dHdq, dHdp, params, iw, fw, q, p, x, y, d, omega, grad, vel):
+        n = q.shape[0]
+        # phi_A(d/2): flow of H(q, y): p -= d/2 dH/dq(q, y), x += d/2 dH/dp(q, y)
+        gradient(dHdq, dHdp, q, y, params, iw, fw, grad, vel)
+        for i in range(n):
+            p[i] -= 0.5 * d * grad[i]
+            x[i] += 0.5 * d * vel[i]
+        # phi_B(d/2): flow of H(x, p): q += d/2 dH/dp(x, p), y -= d/2 dH/dq(x, p)
+        gradient(dHdq, dHdp, x, p, params, iw, fw, grad, vel)
+        for i in range(n):
+            q[i] += 0.5 * d * vel[i]
+            y[i] -= 0.5 * d * grad[i]
+        # phi_C(d): rotation of the binding term
+        c = math.cos(2.0 * omega * d)
+        s = math.sin(2.0 * omega * d)
+        for i in range(n):
+            sq = q[i] + x[i]
+            dq = q[i] - x[i]
+            sp = p[i] + y[i]
+            dp = p[i] - y[i]
+            q[i] = 0.5 * (sq + c * dq + s * dp)
+            p[i] = 0.5 * (sp - s * dq + c * dp)
+            x[i] = 0.5 * (sq - c * dq - s * dp)
+            y[i] = 0.5 * (sp + s * dq - c * dp)
+        gradient(dHdq, dHdp, x, p, params, iw, fw, grad, vel)
+        for i in range(n):
+            q[i] += 0.5 * d * vel[i]
+            y[i] -= 0.5 * d * grad[i]
+        gradient(dHdq, dHdp, q, y, params, iw, fw, grad, vel)
+        for i in range(n):
+            p[i] -= 0.5 * d * grad[i]
+            x[i] += 0.5 * d * vel[i]
 
 
-def _tao_kernel(dHdq, dHdp, params, iwork, fwork, weights, omega, q, p, aux, dt, nsteps, step0, every, out_q, out_p, status):
-    B, n = q.shape
-    for b in nb.prange(B):
-        qb = q[b]
-        pb = p[b]
-        iw = iwork[b]
-        fw = fwork[b]
-        xb = aux[b, 0]
-        yb = aux[b, 1]
-        grad = np.empty(n)
-        vel = np.empty(n)
-        frame = 0
-        countdown = first_countdown(step0, every)
-        for k in range(nsteps):
-            for w in weights:
-                _tao_order2(dHdq, dHdp, params, iw, fw, qb, pb, xb, yb, w * dt, omega, grad, vel)
-            step = step0 + k + 1
-            if step_failed(qb, pb, step, b, status) or step_failed(xb, yb, step, b, status):
-                break
-            countdown -= 1
-            if countdown == 0:
-                countdown = every
-                frame = record(out_q, out_p, frame, b, qb, pb)
+    def _tao_kernel(dHdq, dHdp, params, iwork, fwork, weights, omega, q, p, aux, dt, nsteps, step0, every, out_q, out_p, status):
+        B, n = q.shape
+        for b in nb.prange(B):
+            qb = q[b]
+            pb = p[b]
+            iw = iwork[b]
+            fw = fwork[b]
+            xb = aux[b, 0]
+            yb = aux[b, 1]
+            grad = np.empty(n)
+            vel = np.empty(n)
+            frame = 0
+            countdown = first_countdown(step0, every)
+            for k in range(nsteps):
+                for w in weights:
+                    _tao_order2(dHdq, dHdp, params, iw, fw, qb, pb, xb, yb, w * dt, omega, grad, vel)
+                step = step0 + k + 1
+                if step_failed(qb, pb, step, b, status) or step_failed(xb, yb, step, b, status):
+                    break
+                countdown -= 1
+                if countdown == 0:
+                    countdown = every
+                    frame = record(out_q, out_p, frame, b, qb, pb)
+
+    return _tao_kernel
 
 
-_tao_kernel_serial, _tao_kernel_parallel = compile_kernel(_tao_kernel)
+_tao_kernel_serial, _tao_kernel_parallel = compile_kernel(_make_tao_kernel(batched.separate_gradient))
+_tao_fused_serial, _tao_fused_parallel = compile_kernel(_make_tao_kernel(batched.fused_call))
 
 
 def _composition_weights(order: int) -> np.ndarray:
@@ -149,6 +153,11 @@ class Tao(Integrator):
         if aux.shape != (q.shape[0], 2, q.shape[1]) or aux.dtype != np.float64 or not aux.flags.c_contiguous:
             raise InputError(f"Tao needs aux of shape {(q.shape[0], 2, q.shape[1])} (the copies x, y), "
                              f"got {aux.shape}; start from init_aux(q, p)")
-        kernel = _tao_kernel_parallel if q.shape[0] > 1 else _tao_kernel_serial
+        grad = batched.fused_gradient(fns)
+        if grad is not None:  # one call for dH/dq and dH/dp
+            kernel = _tao_fused_parallel if q.shape[0] > 1 else _tao_fused_serial
+            fns = (grad, fns[1])
+        else:
+            kernel = _tao_kernel_parallel if q.shape[0] > 1 else _tao_kernel_serial
         kernel(fns[0], fns[1], params, iwork, fwork, self._weights, self.omega, q, p, aux, dt,
                nsteps, step0, every, out_q, out_p, status)

@@ -28,7 +28,14 @@ Two architectures:
   ``"T"`` on :math:`p` and ``"V"`` on :math:`q`, ``s_0 = n``; explicit splitting methods
   (leapfrog, Yoshida) accept it.
 
-Here ``n = ndof = N * D`` and q, p are the flattened ``(N, D)`` state. Hidden activations
+Here ``n = ndof = N * D`` and q, p are the flattened ``(N, D)`` state.
+
+Kernels: :func:`learned_grad` (``gq, gp`` = dH/dq, dH/dp from one forward and one backward
+pass: the input gradient of :math:`f_H` holds both), :func:`learned_dHdq` and
+:func:`learned_dHdp` (the member functions, the same bits as ``learned_grad``) and
+:func:`learned_H`; :mod:`systems.network_batch` evaluates blocks of members with the same
+bits. ``tanh`` is :func:`systems.vector_math.tanh` (< 1 ulp, vectorised), the other
+activations the C library's functions. Hidden activations
 :math:`\sigma`: ``tanh``, ``softplus`` (:math:`\log(1 + e^z)`, evaluated stably; torch's
 ``nn.Softplus`` switches to the identity above ``z = 20``, a difference below ``3e-9``),
 ``sigmoid`` and ``sin``. ``relu`` is refused: its second derivative vanishes, so the learned
@@ -43,6 +50,8 @@ from typing import Dict
 import numba as nb
 import numpy as np
 
+from .vector_math import tanh as _vtanh
+
 #: Activation names accepted for hidden layers and their kernel codes: the one table of
 #: activations (``hnnsim.learn.models`` builds its torch modules from these names).
 ACTIVATIONS: Dict[str, int] = {"tanh": 0, "softplus": 1, "sigmoid": 2, "sin": 3}
@@ -53,9 +62,9 @@ _TANH, _SOFTPLUS, _SIGMOID, _SIN = 0, 1, 2, 3
 def _activate(code, z, d):
     """In place ``z[:] = sigma(z)`` and ``d[:] = sigma'(z)``; every branch propagates NaN."""
     n = z.shape[0]
-    if code == _TANH:
+    if code == _TANH:  # systems.vector_math.tanh: < 1 ulp and vectorised (libm's is ~5x slower)
         for i in range(n):
-            t = math.tanh(z[i])
+            t = _vtanh(z[i])
             z[i] = t
             d[i] = 1.0 - t * t
     elif code == _SOFTPLUS:
@@ -86,18 +95,57 @@ def _activate(code, z, d):
             d[i] = math.cos(x)
 
 
-# The loops below index array *views* (slices of ``params`` and ``buf``) with the bare loop
-# counter, and accumulate as ``y[i] += w[i] * x`` rather than as dot products: LLVM then
-# vectorises them without reassociating any sum (each output is still summed in input
-# order), about 6x faster than indexing ``params[offset + i]`` directly.
+# Summation order (the contract shared with the batch view, :mod:`systems.network_batch`)
+# ------------------------------------------------------------------------------------
+# Every pre-activation and every gradient entry is one sum evaluated strictly left to right,
+# each product rounded on its own (no FMA, no fastmath):
+#
+# * forward, hidden layer k:  z_i = (((b_i + W[i,0] a_0) + W[i,1] a_1) + ...)
+# * backward, hidden layer k: h_j = ((((0 + W[0,j] g_0) + W[1,j] g_1) + ...) * sigma'(z_j)
+# * last layer:               g_j = W[0,j] * sigma'(z_j);  input gradient: like h without sigma'
+#
+# The member functions below vectorise each sum over the *outputs* (``y += w * x`` over
+# contiguous rows of W or W^T) and unroll the reduction by four as one left-to-right
+# expression (one load and store of ``y`` per four terms); the batch functions vectorise over
+# *members*. Both evaluate the same operations in the same order for every output, so a
+# member's gradient is bit-identical whichever path, block size or block position computes it.
+# The loops index array *views* with the bare loop counter, which LLVM vectorises (about 6x
+# faster than indexing ``params[offset + i]``).
+
+
+@nb.njit(cache=True, error_model="numpy")
+def _acc_rows(z, M, r0, x, nx):
+    """``z[i] += M[r0, i] x[0] + M[r0 + 1, i] x[1] + ...`` (``nx`` terms), added one by one
+    in that order (unrolled by four as a single left-to-right expression)."""
+    m = z.shape[0]
+    j = 0
+    while j + 4 <= nx:
+        a0 = M[r0 + j]
+        a1 = M[r0 + j + 1]
+        a2 = M[r0 + j + 2]
+        a3 = M[r0 + j + 3]
+        x0 = x[j]
+        x1 = x[j + 1]
+        x2 = x[j + 2]
+        x3 = x[j + 3]
+        for i in range(m):
+            z[i] = (((z[i] + a0[i] * x0) + a1[i] * x1) + a2[i] * x2) + a3[i] * x3
+        j += 4
+    while j < nx:
+        a0 = M[r0 + j]
+        x0 = x[j]
+        for i in range(m):
+            z[i] = z[i] + a0[i] * x0
+        j += 1
+
 
 @nb.njit(cache=True, error_model="numpy")
 def _forward(params, o, x1, x2, n1, n2, buf):
     """Evaluate the network whose block starts at ``params[o]`` on the input
     ``(x1[:n1], x2[:n2])``; return the scalar output.
 
-    ``buf`` (length ``params[4]``) receives two ping-pong activation vectors of the widest
-    layer (``params[7]``) at offsets 0 and ``widest``, and from ``2 * widest`` the
+    ``buf`` (length at least ``params[4]``) receives two ping-pong activation vectors of the
+    widest layer (``params[7]``) at offsets 0 and ``widest``, and from ``2 * widest`` the
     activation derivatives of every hidden layer, in layer order, for :func:`_backward`.
     """
     code = int(params[2])
@@ -122,14 +170,8 @@ def _forward(params, o, x1, x2, n1, n2, buf):
     z = buf[0:s_out]
     for i in range(s_out):
         z[i] = b[i]
-    for j in range(n1):
-        xj = x1[j]
-        for i in range(s_out):
-            z[i] += Wt[j, i] * xj
-    for j in range(n2):
-        xj = x2[j]
-        for i in range(s_out):
-            z[i] += Wt[n1 + j, i] * xj
+    _acc_rows(z, Wt, 0, x1, n1)
+    _acc_rows(z, Wt, n1, x2, n2)
     dpos = 2 * widest  # where this hidden layer's derivatives go
     _activate(code, z, buf[dpos:dpos + s_out])
     dpos += s_out
@@ -146,10 +188,7 @@ def _forward(params, o, x1, x2, n1, n2, buf):
         z = buf[nxt:nxt + s_out]
         for i in range(s_out):
             z[i] = b[i]
-        for j in range(s_in):
-            aj = a[j]
-            for i in range(s_out):
-                z[i] += Wt[j, i] * aj
+        _acc_rows(z, Wt, 0, a, s_in)
         _activate(code, z, buf[dpos:dpos + s_out])
         dpos += s_out
         cur = nxt
@@ -165,17 +204,18 @@ def _forward(params, o, x1, x2, n1, n2, buf):
 
 
 @nb.njit(cache=True, error_model="numpy")
-def _backward(params, o, buf, c0, n, out):
-    """``out[:n]`` = derivative of the network output with respect to inputs ``c0 .. c0+n-1``,
-    by reverse mode through the layers, from the derivatives :func:`_forward` left in ``buf``."""
+def _backward(params, o, buf, out):
+    """``out[:s_0]`` = gradient of the network output with respect to its whole input, by
+    reverse mode through the layers, from the derivatives :func:`_forward` left in ``buf``."""
     widest = int(params[7])
     L = int(params[o])
     sz = o + 1
     offs = o + L + 2
+    s_in = int(params[sz])
     if L == 1:
         w = int(params[offs])
-        for j in range(n):
-            out[j] = params[w + c0 + j]
+        for j in range(s_in):
+            out[j] = params[w + j]
         return
     # derivatives of the hidden layers sit at 2*widest + sum of earlier hidden sizes
     dpos = 2 * widest
@@ -204,61 +244,92 @@ def _backward(params, o, buf, c0, n, out):
         d = buf[dpos:dpos + s]
         for j in range(s):
             h[j] = 0.0
-        for i in range(s_out):
-            gi = g[i]
-            for j in range(s):
-                h[j] += Wk[i, j] * gi
+        _acc_rows(h, Wk, 0, g, s_out)
         for j in range(s):
             h[j] *= d[j]
         cur = nxt
-    # first layer: out = W_0[:, c0:c0+n]^T g
+    # first layer: out = W_0^T g
     s_out = s
-    s_in = int(params[sz])
     w = int(params[offs])
     W0 = params[w:w + s_out * s_in].reshape((s_out, s_in))
     g = buf[cur:cur + s_out]
-    for j in range(n):
-        out[j] = 0.0
-    for i in range(s_out):
-        gi = g[i]
+    o_ = out[0:s_in]
+    for j in range(s_in):
+        o_[j] = 0.0
+    _acc_rows(o_, W0, 0, g, s_out)
+
+
+@nb.njit(cache=True, error_model="numpy")
+def learned_grad(q, p, params, iw, fw, gq, gp):
+    """``gq[:] = dH/dq`` and ``gp[:] = dH/dp`` together: for a non-separable H one forward and
+    one backward pass (the input gradient of H(q, p) holds both); for H = T(p) + V(q) one
+    pass per network. NaN if a length is wrong. :func:`learned_dHdq` and
+    :func:`learned_dHdp` return the same bits (they run this arithmetic)."""
+    n = q.shape[0]
+    if n != int(params[3]) or p.shape[0] != n or gq.shape[0] != n or gp.shape[0] != n:
+        gq[:] = np.nan
+        gp[:] = np.nan
+        return
+    buf = np.empty(int(params[4]) + 2 * n)
+    g = buf[int(params[4]):]
+    if params[1] == 1.0:  # separable: dH/dq = dV/dq, dH/dp = dT/dp
+        o = int(params[6])
+        _forward(params, o, q, q, n, 0, buf)
+        _backward(params, o, buf, gq)
+        o = int(params[5])
+        _forward(params, o, p, p, n, 0, buf)
+        _backward(params, o, buf, gp)
+    else:
+        o = int(params[5])
+        _forward(params, o, q, p, n, n, buf)
+        _backward(params, o, buf, g)
         for j in range(n):
-            out[j] += W0[i, c0 + j] * gi
+            gq[j] = g[j]
+            gp[j] = g[n + j]
 
 
 @nb.njit(cache=True, error_model="numpy")
 def learned_dHdq(q, p, params, iw, fw, out):
-    """``out[:] = dH/dq`` of the network packed in ``params`` (NaN if ``len(q)`` is wrong)."""
+    """``out[:] = dH/dq`` of the network packed in ``params`` (NaN if ``len(q)`` is wrong);
+    the bits of :func:`learned_grad`."""
     n = q.shape[0]
     if n != int(params[3]) or p.shape[0] != n or out.shape[0] != n:
         out[:] = np.nan
         return
-    buf = np.empty(int(params[4]))
+    buf = np.empty(int(params[4]) + 2 * n)
     if params[1] == 1.0:  # separable: dH/dq = dV/dq
         o = int(params[6])
         _forward(params, o, q, q, n, 0, buf)
-        _backward(params, o, buf, 0, n, out)
+        _backward(params, o, buf, out)
     else:
+        g = buf[int(params[4]):]
         o = int(params[5])
         _forward(params, o, q, p, n, n, buf)
-        _backward(params, o, buf, 0, n, out)
+        _backward(params, o, buf, g)
+        for j in range(n):
+            out[j] = g[j]
 
 
 @nb.njit(cache=True, error_model="numpy")
 def learned_dHdp(q, p, params, iw, fw, out):
-    """``out[:] = dH/dp`` of the network packed in ``params`` (NaN if ``len(p)`` is wrong)."""
+    """``out[:] = dH/dp`` of the network packed in ``params`` (NaN if ``len(p)`` is wrong);
+    the bits of :func:`learned_grad`."""
     n = p.shape[0]
     if n != int(params[3]) or q.shape[0] != n or out.shape[0] != n:
         out[:] = np.nan
         return
-    buf = np.empty(int(params[4]))
+    buf = np.empty(int(params[4]) + 2 * n)
     if params[1] == 1.0:  # separable: dH/dp = dT/dp
         o = int(params[5])
         _forward(params, o, p, p, n, 0, buf)
-        _backward(params, o, buf, 0, n, out)
+        _backward(params, o, buf, out)
     else:
+        g = buf[int(params[4]):]
         o = int(params[5])
         _forward(params, o, q, p, n, n, buf)
-        _backward(params, o, buf, n, n, out)
+        _backward(params, o, buf, g)
+        for j in range(n):
+            out[j] = g[n + j]
 
 
 @nb.njit(cache=True, error_model="numpy")
