@@ -8,6 +8,11 @@ composition of them is symplectic. Each method here is nothing but its table of
 A kick reuses the last gradient when no drift happened since (first-same-as-last), so
 kick-drift-kick leapfrog costs one force evaluation per step.
 
+Ensembles of a system that registers *lane* functions (``integrators.lanes``: members as the
+SIMD lanes of blocks, the step loop inside a block) run the lane kernel
+:func:`integrators.lanes.run_splitting` instead, when there is no workspace and
+``B >= lanes.MIN_MEMBERS``; it gives every member the bits of the member kernel.
+
 References
 ----------
 E. Hairer, C. Lubich, G. Wanner, *Geometric Numerical Integration*, 2nd ed., Springer (2006).
@@ -22,10 +27,9 @@ from typing import ClassVar, Sequence
 import numba as nb
 import numpy as np
 
+from . import lanes
 from .base import Integrator, compile_kernel, first_countdown, record, step_failed
-
-DRIFT = 0
-KICK = 1
+from .lanes import DRIFT, KICK
 
 
 def _splitting_kernel(dHdq, dHdp, params, iwork, fwork, kinds, coefs, q, p, dt, nsteps, step0, every, out_q, out_p, status):
@@ -101,6 +105,11 @@ class Splitting(Integrator):
     coefs: ClassVar[np.ndarray]
 
     def _run_kernel(self, fns, params, iwork, fwork, q, p, aux, dt, nsteps, step0, every, out_q, out_p, status):
+        lane_fns = lanes.lane_functions(fns, iwork, fwork, q.shape[0])
+        if lane_fns is not None:
+            lanes.run_splitting(lane_fns, params, self.kinds, self.coefs, q, p, dt, nsteps, step0, every,
+                                out_q, out_p, status)
+            return
         kernel = _splitting_kernel_parallel if q.shape[0] > 1 else _splitting_kernel_serial
         kernel(fns[0], fns[1], params, iwork, fwork, self.kinds, self.coefs,
                q, p, dt, nsteps, step0, every, out_q, out_p, status)
