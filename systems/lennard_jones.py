@@ -15,7 +15,9 @@ Forces come from a full Verlet list with a skin, built from a cell list and kept
 per-member workspace (:mod:`systems.neighbours`); the list is checked at every force call
 and rebuilt inside the kernel when a particle has moved half the skin. Positions are
 integrated and written **unwrapped** (continuous trajectories: reversal, symplecticity and
-resume need no image bookkeeping); the box is applied through the minimum image.
+resume need no image bookkeeping); the box is applied through the minimum image, which
+the list holds for each pair: each entry names the periodic image of the neighbour nearest
+to the particle, kept up to date as particles cross the faces of the box.
 
 References: J. E. Lennard-Jones, Proc. R. Soc. A 106, 463 (1924); M. P. Allen &
 D. J. Tildesley, *Computer Simulation of Liquids*, 2nd ed. (2017), ch. 1, 2 and 5.
@@ -34,7 +36,8 @@ from integrators.base import Workspace
 from integrators.errors import InputError, InputTypeError
 
 from .base import System
-from .neighbours import HEADER, OVERFLOW, cell_grid, ensure_list, half_pairs, minimum_image, workspace_sizes
+from .neighbours import (HEADER, IMAGE_MASK, IMAGE_SHIFT, MAX_PARTICLES, OVERFLOW, cell_grid, claim, ensure_list,
+                         half_pairs, image_shifts, lists, workspace_sizes, wrapped)
 
 # params layout
 _EPS, _SIG, _RC, _SKIN, _MASS, _LX, _LY, _LZ, _UC, _FC, _FSHIFT, _NCX, _NCY, _NCZ, _SPAN = range(15)
@@ -43,19 +46,20 @@ _EPS, _SIG, _RC, _SKIN, _MASS, _LX, _LY, _LZ, _UC, _FC, _FSHIFT, _NCX, _NCY, _NC
 FCC_BASIS = np.array([[0.0, 0.0, 0.0], [0.5, 0.5, 0.0], [0.5, 0.0, 0.5], [0.0, 0.5, 0.5]])
 
 
-#: particles per parallel task of the force loop (each task owns its gather buffers)
+#: particles per chunk of the force loop (its threads claim chunks until none is left)
 _CHUNK = 64
 
 
 @nb.njit(inline="always", error_model="numpy")
-def _pair_terms(xi, yi, zi, gx, gy, gz, c, lx, ly, lz, ilx, ily, ilz, rc2, sig2, eps24, fc):
-    """Overwrite ``g[:c]`` (neighbour positions) with the force terms ``(|F|/r) d`` on particle
-    i: no reduction and no gather in the loop, so LLVM vectorises it; pairs beyond the cutoff
-    (the skin) give exact zeros. ``fc != 0`` adds the shifted-force term."""
+def _pair_terms(xi, yi, zi, gx, gy, gz, c, rc2, sig2, eps24, fc):
+    """Overwrite ``g[:c]`` (neighbour positions, at their images) with the force terms
+    ``(|F|/r) d`` on particle i: no reduction and no gather in the loop, so LLVM vectorises
+    it; pairs beyond the cutoff (the skin) give exact zeros. ``fc != 0`` adds the
+    shifted-force term."""
     for k in range(c):
-        dx = minimum_image(xi - gx[k], lx, ilx)
-        dy = minimum_image(yi - gy[k], ly, ily)
-        dz = minimum_image(zi - gz[k], lz, ilz)
+        dx = xi - gx[k]
+        dy = yi - gy[k]
+        dz = zi - gz[k]
         r2 = dx * dx + dy * dy + dz * dz
         ir2 = 1.0 / r2
         sr2 = sig2 * ir2
@@ -69,52 +73,61 @@ def _pair_terms(xi, yi, zi, gx, gy, gz, c, lx, ly, lz, ilx, ily, ilz, rc2, sig2,
         gz[k] = f * dz
 
 
-def _lj_pair_forces(params, iw, fw, n, out):
+def _lj_pair_forces(params, iw, fw, n, out, tasks):
     """out = dV/dq from the list in ``iw`` and the wrapped positions in ``fw``.
 
-    Per particle: gather its neighbours' positions into contiguous buffers, compute every
-    pair term in one vectorised loop, then sum the terms in list order. Lists are sorted
-    and skin pairs add exact zeros, so the sum visits the same nonzero terms in the same
-    order whatever list holds them (forces independent of the list's history). Tasks of
-    ``_CHUNK`` particles run in parallel (``prange``); no two write the same entry, and
-    the arithmetic per particle does not depend on the thread count.
+    Per particle: gather its neighbours' positions, each at the image its list entry
+    names, into contiguous buffers (the separation is then a plain difference), compute
+    every pair term in one vectorised loop, then sum the terms in list order. Lists are
+    sorted and skin pairs add exact zeros, so the sum visits the same nonzero terms in the
+    same order whatever list holds them (forces independent of the list's history).
+    ``tasks`` threads (``prange``) claim chunks of ``_CHUNK`` particles until none is left
+    (:func:`~systems.neighbours.claim`); no two write the same entry, and the arithmetic per
+    particle does not depend on the thread count or on which thread takes it.
     """
     eps24 = 24.0 * params[_EPS]
     sig2 = params[_SIG] * params[_SIG]
     rc2 = params[_RC] * params[_RC]
     fc = params[_FC]
-    lx, ly, lz = params[_LX], params[_LY], params[_LZ]
-    ilx, ily, ilz = 1.0 / lx, 1.0 / ly, 1.0 / lz
     cap = iw[1]
-    wx = fw[3 * n:4 * n]
-    wy = fw[4 * n:5 * n]
-    wz = fw[5 * n:6 * n]
-    for chunk in nb.prange((n + _CHUNK - 1) // _CHUNK):
+    nbr, _ = lists(iw, n)
+    sx, sy, sz = image_shifts(params[_LX:_LZ + 1])
+    w = wrapped(fw, n)
+    chunks = (n + _CHUNK - 1) // _CHUNK
+    next_chunk = np.zeros(1, dtype=np.int64)
+    for _ in nb.prange(tasks):
         gx = np.empty(cap)
         gy = np.empty(cap)
         gz = np.empty(cap)
-        for i in range(chunk * _CHUNK, min(n, (chunk + 1) * _CHUNK)):
-            base = HEADER + n + i * cap
-            c = iw[HEADER + i]
-            for k in range(c):
-                j = iw[base + k]
-                gx[k] = wx[j]
-                gy[k] = wy[j]
-                gz[k] = wz[j]
-            if fc != 0.0:
-                _pair_terms(wx[i], wy[i], wz[i], gx, gy, gz, c, lx, ly, lz, ilx, ily, ilz, rc2, sig2, eps24, fc)
-            else:
-                _pair_terms(wx[i], wy[i], wz[i], gx, gy, gz, c, lx, ly, lz, ilx, ily, ilz, rc2, sig2, eps24, 0.0)
-            fx = 0.0
-            fy = 0.0
-            fz = 0.0
-            for k in range(c):
-                fx += gx[k]
-                fy += gy[k]
-                fz += gz[k]
-            out[3 * i] = -fx
-            out[3 * i + 1] = -fy
-            out[3 * i + 2] = -fz
+        while True:
+            chunk = claim(next_chunk)
+            if chunk >= chunks:
+                break
+            for i in range(chunk * _CHUNK, min(n, (chunk + 1) * _CHUNK)):
+                base = i * cap
+                c = iw[HEADER + i]
+                for k in range(c):
+                    e = nbr[base + k]
+                    j = e >> IMAGE_SHIFT
+                    s = e & IMAGE_MASK
+                    j4 = j << np.uint32(2)
+                    gx[k] = w[j4] + sx[s]
+                    gy[k] = w[j4 + np.uint32(1)] + sy[s]
+                    gz[k] = w[j4 + np.uint32(2)] + sz[s]
+                if fc != 0.0:
+                    _pair_terms(w[4 * i], w[4 * i + 1], w[4 * i + 2], gx, gy, gz, c, rc2, sig2, eps24, fc)
+                else:
+                    _pair_terms(w[4 * i], w[4 * i + 1], w[4 * i + 2], gx, gy, gz, c, rc2, sig2, eps24, 0.0)
+                fx = 0.0
+                fy = 0.0
+                fz = 0.0
+                for k in range(c):
+                    fx += gx[k]
+                    fy += gy[k]
+                    fz += gz[k]
+                out[3 * i] = -fx
+                out[3 * i + 1] = -fy
+                out[3 * i + 2] = -fz
 
 
 _forces_serial = nb.njit(error_model="numpy", cache=True)(_lj_pair_forces)
@@ -122,29 +135,30 @@ _forces_parallel = nb.njit(error_model="numpy", parallel=True)(_lj_pair_forces)
 
 
 @nb.njit(inline="always", error_model="numpy")
-def _list(q, params, iw, fw, n):
+def _list(q, params, iw, fw, n, tasks):
     reach = params[_RC] + params[_SKIN]
     edges = params[_LX:_LZ + 1]
     grid = params[_NCX:_SPAN + 1].astype(np.int64)
-    return ensure_list(q, edges, reach * reach, 0.25 * params[_SKIN] * params[_SKIN], grid, iw, fw, n)
+    return ensure_list(q, edges, reach * reach, 0.25 * params[_SKIN] * params[_SKIN], grid, iw, fw, n, tasks)
 
 
 @nb.njit(error_model="numpy", cache=True)
 def _lj_dHdq(q, p, params, iw, fw, out):
     n = q.shape[0] // 3
-    if not _list(q, params, iw, fw, n):
+    if not _list(q, params, iw, fw, n, 1):
         out[:] = np.nan  # the list overflowed: never a force from a truncated list
         return
-    _forces_serial(params, iw, fw, n, out)
+    _forces_serial(params, iw, fw, n, out, 1)
 
 
 @nb.njit(error_model="numpy")
 def _lj_dHdq_parallel(q, p, params, iw, fw, out):
     n = q.shape[0] // 3
-    if not _list(q, params, iw, fw, n):
+    tasks = nb.get_num_threads()
+    if not _list(q, params, iw, fw, n, tasks):
         out[:] = np.nan
         return
-    _forces_parallel(params, iw, fw, n, out)
+    _forces_parallel(params, iw, fw, n, out, tasks)
 
 
 @nb.njit(error_model="numpy", cache=True)
@@ -159,7 +173,7 @@ def _lj_potential_virial(q, params, iw, fw):
     """``(V, W)``: potential energy and pair virial :math:`W = \\sum_{i<j} r_{ij} \\cdot F_{ij}`
     (each pair once: half the full-list sums, accumulated per particle in index order)."""
     n = q.shape[0] // 3
-    if not _list(q, params, iw, fw, n):
+    if not _list(q, params, iw, fw, n, 1):
         return np.nan, np.nan
     eps4 = 4.0 * params[_EPS]
     sig2 = params[_SIG] * params[_SIG]
@@ -167,23 +181,22 @@ def _lj_potential_virial(q, params, iw, fw):
     rc2 = rc * rc
     uc, fc = params[_UC], params[_FC]
     fshift = params[_FSHIFT] != 0.0
-    lx, ly, lz = params[_LX], params[_LY], params[_LZ]
-    ilx, ily, ilz = 1.0 / lx, 1.0 / ly, 1.0 / lz
+    sx, sy, sz = image_shifts(params[_LX:_LZ + 1])
     cap = iw[1]
-    wx = fw[3 * n:4 * n]
-    wy = fw[4 * n:5 * n]
-    wz = fw[5 * n:6 * n]
+    nbr, _ = lists(iw, n)
+    w4 = wrapped(fw, n)
     energy = 0.0
     virial = 0.0
     for i in range(n):
-        base = HEADER + n + i * cap
         e = 0.0
         w = 0.0
         for k in range(iw[HEADER + i]):
-            j = iw[base + k]
-            dx = minimum_image(wx[i] - wx[j], lx, ilx)
-            dy = minimum_image(wy[i] - wy[j], ly, ily)
-            dz = minimum_image(wz[i] - wz[j], lz, ilz)
+            entry = nbr[i * cap + k]
+            j = entry >> IMAGE_SHIFT
+            s = entry & IMAGE_MASK
+            dx = w4[4 * i] - (w4[4 * j] + sx[s])
+            dy = w4[4 * i + 1] - (w4[4 * j + 1] + sy[s])
+            dz = w4[4 * i + 2] - (w4[4 * j + 2] + sz[s])
             r2 = dx * dx + dy * dy + dz * dz
             if r2 < rc2:
                 sr2 = sig2 / r2
@@ -301,6 +314,9 @@ class LennardJones(System):
             self.n_atoms = int(n_atoms)
             self.box = edges
             self._custom_box = True
+        if self.n_atoms > MAX_PARTICLES:
+            raise InputError(f"LennardJones holds at most {MAX_PARTICLES} atoms (the neighbour list's 32-bit "
+                             f"entries), got {self.n_atoms}")
         rc, skin, eps, sig = (self._values[k] for k in ("cutoff", "skin", "epsilon", "sigma"))
         need = 2.0 * (rc + skin)
         if np.any(self.box < need):

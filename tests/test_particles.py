@@ -13,7 +13,7 @@ import integrators
 import systems
 from hnnsim import Simulator
 from hnnsim.errors import InputError
-from systems import LennardJones
+from systems import LennardJones, neighbours
 
 REFERENCE = Path(__file__).resolve().parent / "data" / "lammps_lj_reference.npz"
 
@@ -219,6 +219,85 @@ def test_momentum_conserved_and_memory_linear():
     # workspace per atom does not grow with N (no N x N arrays)
     per_atom = [LennardJones(n_cells=k).workspace(1).iwork.nbytes / (4 * k ** 3) for k in (4, 8)]
     assert per_atom[1] <= 1.05 * per_atom[0]
+
+
+def test_images_follow_particles_across_the_faces_of_the_box():
+    """Between builds, particles that cross a face of the box (their wrapped position jumps
+    by an edge) carry the images of their list entries along: with a drift that takes many
+    across faces while the list is reused, the forces of the carried list equal, bit for
+    bit, those of a fresh list at every step, and the brute-force forces at the end."""
+    lj = LennardJones(n_cells=6)  # a 7^3 grid of cells
+    q, p = displaced(lj, 0.03, seed=11, offset=-2.0 * lj.box[0])
+    x = q.reshape(-1).copy()
+    v = p.reshape(-1) + np.tile([0.9, -0.6, 0.4], lj.n_atoms)  # drift: crossings at every face
+    dHdq, _ = lj.kernel_functions(False)
+    carried = lj.workspace(1)
+    f, g = np.empty(lj.ndof), np.empty(lj.ndof)
+    images = np.floor(x / np.tile(lj.box, lj.n_atoms))
+    crossed = 0
+    for step in range(30):
+        dHdq(x, v, lj.params, carried.iwork[0], carried.fwork[0], f)
+        fresh = lj.workspace(1)
+        dHdq(x, v, lj.params, fresh.iwork[0], fresh.fwork[0], g)
+        assert np.array_equal(f, g), f"step {step}"
+        x += 0.005 * v
+        v -= 0.005 * f
+        now = np.floor(x / np.tile(lj.box, lj.n_atoms))
+        crossed += int(np.sum(now != images))
+        images = now
+    assert crossed > 50 and carried.iwork[0, 3] < 10  # many crossings between few builds
+    dHdq(x, v, lj.params, carried.iwork[0], carried.fwork[0], f)
+    F, _, _ = brute_force(lj, x)
+    assert np.max(np.abs(f + F.reshape(-1))) <= 1e-13 * np.max(np.abs(F))
+
+
+@pytest.mark.parametrize("kwargs", [dict(n_cells=6), dict(n_atoms=250, box=[7.2, 7.2, 7.2]),
+                                    dict(n_atoms=150, box=[15.0, 15.0, 15.0]), dict(n_cells=4)],
+                         ids=["cells-of-half-reach", "five-cells", "whole-reach-cells", "pair-scan"])
+def test_lists_are_symmetric_sorted_and_independent_of_threads(kwargs):
+    """A build gives the same list on 1, 2 or 3 threads; each row is sorted by index, and j
+    is in i's row, at image s, exactly when i is in j's row at image -s."""
+    lj = LennardJones(**kwargs)
+    rng = np.random.default_rng(2)
+    x = (rng.uniform(0, 1, (lj.n_atoms, 3)) * lj.box - 3.0 * lj.box).reshape(-1)
+    n = lj.n_atoms
+    edges, grid = lj.params[5:8].copy(), lj.params[11:15].astype(np.int64)
+    reach2 = (lj.cutoff + lj.skin) ** 2
+    lists = []
+    for tasks in (1, 2, 3):
+        work = lj.workspace(1)
+        build = neighbours._build_serial if tasks == 1 else neighbours._build_parallel
+        build(x, edges, reach2, grid, work.iwork[0], work.fwork[0], n, tasks)
+        assert work.iwork[0, 0] == 0
+        counts = work.iwork[0, neighbours.HEADER:neighbours.HEADER + n].copy()
+        table = neighbours.lists(work.iwork[0], n)[0].reshape(n, -1)
+        lists.append([table[i, :counts[i]].copy() for i in range(n)])
+    assert all(np.array_equal(a, b) for other in lists[1:] for a, b in zip(lists[0], other))
+    entries = set()
+    for i, row in enumerate(lists[0]):
+        j = (row >> neighbours.IMAGE_BITS).astype(np.int64)
+        assert np.all(np.diff(j) > 0)
+        entries.update(zip([i] * len(row), j.tolist(), (row & 31).tolist()))
+    assert entries and all((j, i, 26 - s) in entries for i, j, s in entries)
+
+
+def test_parallel_forces_do_not_depend_on_the_thread_count():
+    numba = pytest.importorskip("numba")
+    lj = LennardJones(n_cells=6)
+    q, p = displaced(lj, 0.03, seed=12)
+    dHdq, _ = lj.kernel_functions(True)
+    before = numba.get_num_threads()
+    outs = []
+    try:
+        for threads in sorted({1, before}):
+            numba.set_num_threads(threads)
+            work = lj.workspace(1)
+            out = np.empty(lj.ndof)
+            dHdq(q.reshape(-1), p.reshape(-1), lj.params, work.iwork[0], work.fwork[0], out)
+            outs.append(out)
+    finally:
+        numba.set_num_threads(before)
+    assert all(np.array_equal(outs[0], o) for o in outs[1:])
 
 
 def test_neighbour_pairs_match_brute_force():
